@@ -1,0 +1,22 @@
+//! POST /api/v1/connectors.
+
+use lambda_http::{run, service_fn, Error};
+use shared::config::{load_aws, Settings};
+use shared::envelope::KmsEnvelope;
+use shared::handlers::create;
+use shared::store::DynamoStore;
+use std::convert::Infallible;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let settings = Settings::from_env();
+    let aws = load_aws().await;
+    let store = DynamoStore::from_sdk(&aws, &settings.table_name);
+    let sealer = KmsEnvelope::from_sdk(&aws, settings.require_kms_key());
+    let verifier = settings.token_verifier();
+    run(service_fn(|req| async {
+        Ok::<_, Infallible>(create::handle(&store, &sealer, verifier.as_ref(), req).await)
+    }))
+    .await
+}

@@ -1,0 +1,20 @@
+//! DELETE /api/v1/connectors?id=.
+
+use lambda_http::{run, service_fn, Error};
+use shared::config::{load_aws, Settings};
+use shared::handlers::delete;
+use shared::store::DynamoStore;
+use std::convert::Infallible;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let settings = Settings::from_env();
+    let aws = load_aws().await;
+    let store = DynamoStore::from_sdk(&aws, &settings.table_name);
+    let verifier = settings.token_verifier();
+    run(service_fn(|req| async {
+        Ok::<_, Infallible>(delete::handle(&store, verifier.as_ref(), req).await)
+    }))
+    .await
+}

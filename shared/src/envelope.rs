@@ -1,0 +1,183 @@
+//! KMS envelope encryption of authConfig: a fresh AES-256-GCM data key per write, bound to the
+//! tenant and connector by the KMS encryption context and by the GCM associated data.
+
+use crate::model::{PlainSecret, SealedSecret};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use serde_json::{Map, Value};
+use std::future::Future;
+use zeroize::Zeroizing;
+
+/// Format version written into every sealed record.
+const FORMAT_V1: u8 = 1;
+
+/// Which connector a secret belongs to; sealed and opened with the same context only.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretContext<'a> {
+    pub tenant_id: &'a str,
+    pub connector_id: &'a str,
+}
+
+impl SecretContext<'_> {
+    fn aad(&self) -> String {
+        // Neither id can hold ':' (both are validated), so this encoding is unambiguous.
+        format!(
+            "connectors-api:v{FORMAT_V1}:tenantId={}:connectorId={}",
+            self.tenant_id, self.connector_id
+        )
+    }
+}
+
+/// Why sealing or opening failed; never holds secret material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CryptoError {
+    /// KMS is throttling or unreachable: worth a retry later.
+    Unavailable,
+    /// Wrong context, tampered record, or a KMS refusal.
+    Refused(String),
+}
+
+/// Seals and opens authConfig values.
+pub trait SecretSealer: Send + Sync {
+    fn seal(
+        &self,
+        ctx: SecretContext<'_>,
+        secret: &Map<String, Value>,
+    ) -> impl Future<Output = Result<SealedSecret, CryptoError>> + Send;
+    fn open(
+        &self,
+        ctx: SecretContext<'_>,
+        sealed: &SealedSecret,
+    ) -> impl Future<Output = Result<PlainSecret, CryptoError>> + Send;
+}
+
+/// Envelope encryption with KMS data keys.
+#[derive(Clone)]
+pub struct KmsEnvelope {
+    kms: aws_sdk_kms::Client,
+    key_id: String,
+    rng: SystemRandom,
+}
+
+impl KmsEnvelope {
+    pub fn new(kms: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
+        Self {
+            kms,
+            key_id: key_id.into(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Builds the client from the process's one `SdkConfig`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
+        Self::new(aws_sdk_kms::Client::new(sdk), key_id)
+    }
+}
+
+impl SecretSealer for KmsEnvelope {
+    async fn seal(
+        &self,
+        ctx: SecretContext<'_>,
+        secret: &Map<String, Value>,
+    ) -> Result<SealedSecret, CryptoError> {
+        let out = self
+            .kms
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context("tenantId", ctx.tenant_id)
+            .encryption_context("connectorId", ctx.connector_id)
+            .send()
+            .await
+            .map_err(kms_error)?;
+        let plain_key = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
+        let wrapped_key = out
+            .ciphertext_blob
+            .map(Blob::into_inner)
+            .unwrap_or_default();
+        let key_id = out.key_id.unwrap_or_else(|| self.key_id.clone());
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| CryptoError::Refused("no randomness".into()))?;
+        let mut buf = Zeroizing::new(
+            serde_json::to_vec(secret)
+                .map_err(|_| CryptoError::Refused("unserializable".into()))?,
+        );
+        aead_key(&plain_key)?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ctx.aad().as_bytes()),
+                &mut *buf,
+            )
+            .map_err(|_| CryptoError::Refused("encryption failed".into()))?;
+        Ok(SealedSecret {
+            v: FORMAT_V1,
+            ciphertext: buf.to_vec(),
+            nonce: nonce.to_vec(),
+            wrapped_key,
+            key_id,
+        })
+    }
+
+    async fn open(
+        &self,
+        ctx: SecretContext<'_>,
+        sealed: &SealedSecret,
+    ) -> Result<PlainSecret, CryptoError> {
+        if sealed.v != FORMAT_V1 {
+            return Err(CryptoError::Refused(format!(
+                "unknown format version {}",
+                sealed.v
+            )));
+        }
+        let out = self
+            .kms
+            .decrypt()
+            .key_id(&sealed.key_id)
+            .ciphertext_blob(Blob::new(sealed.wrapped_key.clone()))
+            .encryption_context("tenantId", ctx.tenant_id)
+            .encryption_context("connectorId", ctx.connector_id)
+            .send()
+            .await
+            .map_err(kms_error)?;
+        let plain_key = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
+        let nonce = Nonce::try_assume_unique_for_key(&sealed.nonce)
+            .map_err(|_| CryptoError::Refused("bad nonce".into()))?;
+        let mut buf = Zeroizing::new(sealed.ciphertext.clone());
+        let plain = aead_key(&plain_key)?
+            .open_in_place(nonce, Aad::from(ctx.aad().as_bytes()), &mut buf)
+            .map_err(|_| CryptoError::Refused("authentication failed".into()))?;
+        match serde_json::from_slice::<Value>(plain) {
+            Ok(Value::Object(map)) => Ok(PlainSecret(map)),
+            _ => Err(CryptoError::Refused("sealed value is not an object".into())),
+        }
+    }
+}
+
+fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, CryptoError> {
+    UnboundKey::new(&AES_256_GCM, bytes)
+        .map(LessSafeKey::new)
+        .map_err(|_| CryptoError::Refused("KMS returned no usable data key".into()))
+}
+
+fn kms_error<E: std::error::Error + Send + Sync + 'static>(
+    e: aws_sdk_kms::error::SdkError<E>,
+) -> CryptoError {
+    use aws_sdk_kms::error::SdkError;
+    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let transient = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_))
+        || status == 429
+        || status >= 500;
+    // The SDK's text names the request, never its plaintext; it is logged, never returned.
+    let detail = aws_sdk_kms::error::DisplayErrorContext(&e).to_string();
+    if transient {
+        tracing::warn!(error = %detail, "KMS unavailable");
+        CryptoError::Unavailable
+    } else {
+        tracing::warn!(error = %detail, "KMS refused");
+        CryptoError::Refused("KMS refused the request".into())
+    }
+}

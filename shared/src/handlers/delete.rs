@@ -1,0 +1,49 @@
+//! DELETE /api/v1/connectors?id=: remove the connector, free its name and uncount it at once.
+
+use super::{respond, WRITE_ATTEMPTS};
+use crate::error::{ApiError, FieldProblem};
+use crate::http::{empty, query_param};
+use crate::identity::{identify, WRITE_ROLES};
+use crate::ids::is_connector_id;
+use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
+use crate::token::TokenVerifier;
+use lambda_http::{Body, Request, Response};
+
+pub async fn handle<S: ConnectorReader + ConnectorWriter>(
+    store: &S,
+    verifier: Option<&TokenVerifier>,
+    req: Request,
+) -> Response<Body> {
+    respond(run(store, verifier, &req).await)
+}
+
+async fn run<S: ConnectorReader + ConnectorWriter>(
+    store: &S,
+    verifier: Option<&TokenVerifier>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let who = identify(req, verifier, WRITE_ROLES)?;
+    let id = query_param(req, "id")?.ok_or_else(|| {
+        ApiError::new(400, "missing_id", "query parameter id is required")
+            .with_details(vec![FieldProblem::new("id", "required")])
+    })?;
+    if !is_connector_id(&id) {
+        return Err(ApiError::invalid_id("id"));
+    }
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = store
+            .get(&who.tenant_id, &id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        match store.remove(&current).await {
+            Ok(()) => {
+                tracing::info!(tenant = %who.tenant_id, subject = %who.subject, connector = %id, "connector deleted");
+                return Ok(empty(204));
+            }
+            // Changed (or deleted) since we read it: read again.
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict())
+}

@@ -1,0 +1,129 @@
+//! GET /api/v1/connectors (a page) and GET /api/v1/connectors/{id} (one connector).
+
+use super::{respond, BASE_PATH};
+use crate::error::{ApiError, FieldProblem};
+use crate::http::{json, path_param, query_param};
+use crate::identity::{identify, READ_ROLES};
+use crate::ids::is_connector_id;
+use crate::model::ConnectorView;
+use crate::store::ConnectorReader;
+use crate::token::TokenVerifier;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    data: Vec<ConnectorView<'a>>,
+    total: u64,
+    has_more: bool,
+    next_cursor: Option<&'a str>,
+}
+
+pub async fn handle<S: ConnectorReader>(
+    store: &S,
+    verifier: Option<&TokenVerifier>,
+    req: Request,
+) -> Response<Body> {
+    respond(run(store, verifier, &req).await)
+}
+
+async fn run<S: ConnectorReader>(
+    store: &S,
+    verifier: Option<&TokenVerifier>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let who = identify(req, verifier, READ_ROLES)?;
+    if let Some(id) = detail_id(req) {
+        if !is_connector_id(&id) {
+            return Err(ApiError::invalid_id("id"));
+        }
+        let connector = store
+            .get(&who.tenant_id, &id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        return Ok(json(200, &connector.view()));
+    }
+    let limit = parse_limit(query_param(req, "limit")?.as_deref())?;
+    let cursor = query_param(req, "cursor")?;
+    if cursor.as_deref().is_some_and(|c| !is_connector_id(c)) {
+        return Err(ApiError::new(
+            400,
+            "invalid_cursor",
+            "cursor must be the id of the last connector of the previous page",
+        )
+        .with_details(vec![FieldProblem::new("cursor", "not a connector id")]));
+    }
+    let page = store.page(&who.tenant_id, limit, cursor.as_deref()).await?;
+    let next_cursor = if page.has_more {
+        page.items.last().map(|c| c.id.as_str())
+    } else {
+        None
+    };
+    let body = ListBody {
+        data: page.items.iter().map(|c| c.view()).collect(),
+        total: page.total,
+        has_more: page.has_more,
+        next_cursor,
+    };
+    Ok(json(200, &body))
+}
+
+/// The `{id}` of `GET /api/v1/connectors/{id}`: from API Gateway's path parameters, or the raw path.
+fn detail_id(req: &Request) -> Option<String> {
+    path_param(req, "id").or_else(|| {
+        let rest = req
+            .uri()
+            .path()
+            .strip_prefix(BASE_PATH)?
+            .strip_prefix('/')?;
+        (!rest.is_empty()).then(|| rest.trim_end_matches('/').to_string())
+    })
+}
+
+/// `limit`: an integer from 1 to 100, default 20.
+pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::new(
+                400,
+                "invalid_limit",
+                "limit must be an integer from 1 to 100",
+            )
+            .with_details(vec![FieldProblem::new(
+                "limit",
+                "must be an integer from 1 to 100",
+            )])),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None).unwrap(), 20);
+        assert_eq!(parse_limit(Some("1")).unwrap(), 1);
+        assert_eq!(parse_limit(Some("100")).unwrap(), 100);
+        for bad in [
+            "0",
+            "101",
+            "-1",
+            "abc",
+            "",
+            "1.5",
+            " 5",
+            "99999999999999999999999",
+        ] {
+            let e = parse_limit(Some(bad)).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "invalid_limit"), "{bad:?}");
+        }
+    }
+}

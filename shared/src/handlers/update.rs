@@ -1,0 +1,149 @@
+//! PUT /api/v1/connectors: apply the fields present to the stored connector, guarded by its version.
+
+use super::{respond, WRITE_ATTEMPTS};
+use crate::envelope::{SecretContext, SecretSealer};
+use crate::error::ApiError;
+use crate::http::{json, json_object};
+use crate::identity::{identify, WRITE_ROLES};
+use crate::ids::now_rfc3339;
+use crate::masking::{may_hold_masks, restore_masked};
+use crate::model::{field_names, Connector, PlainSecret, Status};
+use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
+use crate::token::TokenVerifier;
+use crate::validate::{check_config, has_api_key, parse_update, Change, ConnectorPatch};
+use lambda_http::{Body, Request, Response};
+use serde_json::Map;
+
+pub async fn handle<S, E>(
+    store: &S,
+    sealer: &E,
+    verifier: Option<&TokenVerifier>,
+    req: Request,
+) -> Response<Body>
+where
+    S: ConnectorReader + ConnectorWriter,
+    E: SecretSealer,
+{
+    respond(run(store, sealer, verifier, &req).await)
+}
+
+async fn run<S, E>(
+    store: &S,
+    sealer: &E,
+    verifier: Option<&TokenVerifier>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError>
+where
+    S: ConnectorReader + ConnectorWriter,
+    E: SecretSealer,
+{
+    let who = identify(req, verifier, WRITE_ROLES)?;
+    let patch = parse_update(json_object(req)?)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = store
+            .get(&who.tenant_id, &patch.id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let next = apply(sealer, &current, &patch).await?;
+        match store.replace(&current, &next).await {
+            Ok(()) => {
+                tracing::info!(tenant = %who.tenant_id, subject = %who.subject, connector = %next.id, "connector updated");
+                return Ok(json(200, &next.view()));
+            }
+            // Another write landed between our read and write: apply the patch to the fresh item.
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict())
+}
+
+/// The connector after the patch: validated, authConfig re-sealed with a fresh data key.
+async fn apply<E: SecretSealer>(
+    sealer: &E,
+    current: &Connector,
+    patch: &ConnectorPatch,
+) -> Result<Connector, ApiError> {
+    let mut next = current.clone();
+    if let Some(name) = &patch.name {
+        next.name = name.clone();
+    }
+    if let Some(kind) = patch.kind {
+        next.kind = kind;
+    }
+    if let Some(method) = &patch.auth_method {
+        next.auth_method = method.clone();
+    }
+    match &patch.description {
+        Change::Keep => {}
+        Change::Clear => next.description = None,
+        Change::Set(d) => next.description = Some(d.clone()),
+    }
+    match &patch.config {
+        Change::Keep => {}
+        Change::Clear => next.config = Map::new(),
+        Change::Set(c) => next.config = c.clone(),
+    }
+    if patch.touches_config() {
+        let api_key = match &patch.auth_config {
+            Change::Keep => current.auth_config_fields.iter().any(|f| f == "apiKey"),
+            Change::Clear => false,
+            Change::Set(s) => has_api_key(Some(&s.0)),
+        };
+        let problems = check_config(next.kind, &next.config, api_key);
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+    }
+    let ctx = SecretContext {
+        tenant_id: &current.tenant_id,
+        connector_id: &current.id,
+    };
+    match &patch.auth_config {
+        Change::Keep => {}
+        Change::Clear => {
+            next.auth_config = None;
+            next.auth_config_fields = Vec::new();
+        }
+        Change::Set(incoming) => {
+            let secret = unmask(sealer, ctx, current, incoming).await?;
+            next.auth_config_fields = field_names(&secret.0);
+            next.auth_config = match secret.0.is_empty() {
+                true => None,
+                false => Some(sealer.seal(ctx, &secret.0).await?),
+            };
+        }
+    }
+    match patch.status {
+        Some(status) => next.status = status,
+        // A changed destination or credential has not been tested yet.
+        None if patch.touches_config() && current.status != Status::Inactive => {
+            next.status = Status::Pending;
+            next.last_error = None;
+        }
+        None => {}
+    }
+    next.updated_at = now_rfc3339();
+    next.version = current.version + 1;
+    Ok(next)
+}
+
+/// Values sent back in their masked form keep the stored secret (decrypted only when needed).
+async fn unmask<E: SecretSealer>(
+    sealer: &E,
+    ctx: SecretContext<'_>,
+    current: &Connector,
+    incoming: &PlainSecret,
+) -> Result<PlainSecret, ApiError> {
+    let mut copy = PlainSecret(incoming.0.clone());
+    match &current.auth_config {
+        Some(sealed) if incoming.0.values().any(may_hold_masks) => {
+            let stored = sealer.open(ctx, sealed).await?;
+            Ok(PlainSecret(restore_masked(
+                std::mem::take(&mut copy.0),
+                &stored.0,
+            )))
+        }
+        _ => Ok(copy),
+    }
+}

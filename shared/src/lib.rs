@@ -1,0 +1,17 @@
+//! connectors-api: everything the Lambda functions share. Layers, lowest first:
+//! leaves (`model`, `validate`, `masking`, `ids`, `error`, `token`, `identity`, `config`),
+//! I/O edges (`store`, `envelope`), then the `handlers`, one per endpoint.
+
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod masking;
+pub mod model;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,294 @@
+//! The connector as stored and as shown, and the 18 supported types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The supported connector types, as named in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorType {
+    Postgresql,
+    Mysql,
+    Redshift,
+    Snowflake,
+    Databricks,
+    Bigquery,
+    Mongodb,
+    Kafka,
+    ConfluentKafka,
+    AwsS3,
+    Gcs,
+    AzureBlob,
+    Sftp,
+    RestApi,
+    Webhook,
+    AmazonKinesis,
+    Salesforce,
+    Hubspot,
+}
+
+/// A required config entry: one field, or at least one of several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Field(&'static str),
+    AnyOf(&'static [&'static str]),
+}
+
+impl ConnectorType {
+    pub const ALL: [ConnectorType; 18] = [
+        Self::Postgresql,
+        Self::Mysql,
+        Self::Redshift,
+        Self::Snowflake,
+        Self::Databricks,
+        Self::Bigquery,
+        Self::Mongodb,
+        Self::Kafka,
+        Self::ConfluentKafka,
+        Self::AwsS3,
+        Self::Gcs,
+        Self::AzureBlob,
+        Self::Sftp,
+        Self::RestApi,
+        Self::Webhook,
+        Self::AmazonKinesis,
+        Self::Salesforce,
+        Self::Hubspot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgresql => "postgresql",
+            Self::Mysql => "mysql",
+            Self::Redshift => "redshift",
+            Self::Snowflake => "snowflake",
+            Self::Databricks => "databricks",
+            Self::Bigquery => "bigquery",
+            Self::Mongodb => "mongodb",
+            Self::Kafka => "kafka",
+            Self::ConfluentKafka => "confluent_kafka",
+            Self::AwsS3 => "aws_s3",
+            Self::Gcs => "gcs",
+            Self::AzureBlob => "azure_blob",
+            Self::Sftp => "sftp",
+            Self::RestApi => "rest_api",
+            Self::Webhook => "webhook",
+            Self::AmazonKinesis => "amazon_kinesis",
+            Self::Salesforce => "salesforce",
+            Self::Hubspot => "hubspot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The config fields the spec requires for this type.
+    pub fn requirements(self) -> &'static [Requirement] {
+        use Requirement::{AnyOf, Field};
+        match self {
+            Self::Postgresql | Self::Mysql | Self::Redshift => {
+                &[Field("host"), Field("port"), Field("database")]
+            }
+            Self::Snowflake => &[Field("account"), Field("warehouse"), Field("database")],
+            Self::Databricks => &[Field("host"), Field("httpPath")],
+            Self::Bigquery => &[Field("project"), Field("dataset")],
+            Self::Mongodb => &[AnyOf(&["host", "connectionString"])],
+            Self::Kafka | Self::ConfluentKafka => &[Field("bootstrapServers")],
+            Self::AwsS3 => &[Field("bucket"), Field("region")],
+            Self::Gcs => &[Field("bucket"), Field("project")],
+            Self::AzureBlob => &[Field("container"), Field("storageAccount")],
+            Self::Sftp => &[Field("host"), Field("port")],
+            Self::RestApi | Self::Webhook => &[Field("url")],
+            Self::AmazonKinesis => &[Field("streamName"), Field("region")],
+            Self::Salesforce | Self::Hubspot => &[AnyOf(&["instanceUrl", "apiKey"])],
+        }
+    }
+
+    /// Types whose `apiKey` requirement may be met by `authConfig.apiKey` instead of `config`.
+    pub fn accepts_api_key_in_auth_config(self) -> bool {
+        matches!(self, Self::Salesforce | Self::Hubspot)
+    }
+}
+
+/// Lifecycle state of a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created, never tested.
+    Pending,
+    Active,
+    Error,
+    /// Switched off by a user; skipped by scheduled probes.
+    Inactive,
+}
+
+/// authConfig after envelope encryption: what the table holds instead of the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecret {
+    /// Format version of this record.
+    pub v: u8,
+    #[serde(with = "serde_bytes")]
+    pub ciphertext: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// The data key, encrypted by KMS under the tenant/connector encryption context.
+    #[serde(with = "serde_bytes")]
+    pub wrapped_key: Vec<u8>,
+    pub key_id: String,
+}
+
+/// A connector as the table holds it (without the key attributes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connector {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    pub auth_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_config: Option<SealedSecret>,
+    /// Sorted top-level names of the authConfig keys that are set; names only, never values.
+    #[serde(default)]
+    pub auth_config_fields: Vec<String>,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tested_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Incremented by every write; lets writers detect a concurrent change.
+    pub version: u64,
+}
+
+/// What clients see of a connector: everything but the sealed authConfig.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    pub description: Option<&'a str>,
+    pub config: &'a Map<String, Value>,
+    pub auth_method: &'a str,
+    pub auth_config_fields: &'a [String],
+    pub status: Status,
+    pub last_tested_at: Option<&'a str>,
+    pub last_error: Option<&'a str>,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+    pub version: u64,
+}
+
+impl Connector {
+    pub fn view(&self) -> ConnectorView<'_> {
+        ConnectorView {
+            id: &self.id,
+            name: &self.name,
+            kind: self.kind,
+            description: self.description.as_deref(),
+            config: &self.config,
+            auth_method: &self.auth_method,
+            auth_config_fields: &self.auth_config_fields,
+            status: self.status,
+            last_tested_at: self.last_tested_at.as_deref(),
+            last_error: self.last_error.as_deref(),
+            created_at: &self.created_at,
+            updated_at: &self.updated_at,
+            version: self.version,
+        }
+    }
+}
+
+/// A decrypted authConfig; its strings are zeroized when it is dropped.
+#[derive(Default)]
+pub struct PlainSecret(pub Map<String, Value>);
+
+impl std::fmt::Debug for PlainSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print values: only which fields are set.
+        f.debug_struct("PlainSecret")
+            .field("fields", &field_names(&self.0))
+            .finish()
+    }
+}
+
+impl Drop for PlainSecret {
+    fn drop(&mut self) {
+        fn wipe(v: &mut Value) {
+            match v {
+                Value::String(s) => zeroize::Zeroize::zeroize(s),
+                Value::Object(m) => m.values_mut().for_each(wipe),
+                Value::Array(a) => a.iter_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        self.0.values_mut().for_each(wipe);
+    }
+}
+
+/// Sorted top-level key names of an authConfig object.
+pub fn field_names(auth_config: &Map<String, Value>) -> Vec<String> {
+    let mut names: Vec<String> = auth_config.keys().cloned().collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips_through_its_name() {
+        for t in ConnectorType::ALL {
+            assert_eq!(ConnectorType::parse(t.as_str()), Some(t));
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                Value::String(t.as_str().into())
+            );
+        }
+        assert_eq!(ConnectorType::parse("Postgresql"), None);
+        assert_eq!(ConnectorType::parse("s3"), None);
+    }
+
+    #[test]
+    fn view_never_serializes_the_sealed_secret() {
+        let c = Connector {
+            id: "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            tenant_id: "t".into(),
+            name: "n".into(),
+            kind: ConnectorType::Webhook,
+            description: None,
+            config: Map::new(),
+            auth_method: "access_key".into(),
+            auth_config: Some(SealedSecret {
+                v: 1,
+                ciphertext: vec![1, 2, 3],
+                nonce: vec![0; 12],
+                wrapped_key: vec![9],
+                key_id: "k".into(),
+            }),
+            auth_config_fields: vec!["password".into()],
+            status: Status::Pending,
+            last_tested_at: None,
+            last_error: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            version: 1,
+        };
+        let v = serde_json::to_value(c.view()).unwrap();
+        assert!(v.get("authConfig").is_none());
+        assert_eq!(v["authConfigFields"], serde_json::json!(["password"]));
+        assert_eq!(v["description"], Value::Null);
+        assert_eq!(v["type"], "webhook");
+    }
+}

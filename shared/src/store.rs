@@ -1,0 +1,397 @@
+//! The DynamoDB single-table store. Every key shape lives here:
+//!
+//! | item        | pk               | sk                        |
+//! |-------------|------------------|---------------------------|
+//! | connector   | `TENANT#<tenant>` | `CONNECTOR#<id>`          |
+//! | name claim  | `TENANT#<tenant>` | `NAME#<lowercased name>`  |
+//! | counter     | `TENANT#<tenant>` | `COUNT`                   |
+
+use crate::model::Connector;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, Put, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::future::Future;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// What can go wrong in the store, in terms a handler can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    NotFound,
+    NameTaken,
+    /// The item changed between read and write (or a transaction collided): re-read and retry.
+    Conflict,
+    /// DynamoDB throttled or could not be reached after the SDK's retries.
+    Unavailable,
+    Internal,
+}
+
+/// One page of a tenant's connectors, in id (creation) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Connector>,
+    pub has_more: bool,
+    pub total: u64,
+}
+
+/// Reading connectors.
+pub trait ConnectorReader: Send + Sync {
+    fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Connector>, StoreError>> + Send;
+    /// Up to `limit` connectors after the id `after`, and the tenant's total.
+    fn page(
+        &self,
+        tenant: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+}
+
+/// Writing connectors; every multi-item write is one transaction.
+pub trait ConnectorWriter: Send + Sync {
+    /// Creates the connector, claims its name and counts it.
+    fn insert(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replaces `old` (which must still be at `old.version`) by `new`, moving the name claim if needed.
+    fn replace(
+        &self,
+        old: &Connector,
+        new: &Connector,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes the connector (still at `c.version`), frees its name and uncounts it.
+    fn remove(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The DynamoDB implementation.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn tenant_pk(tenant: &str) -> AttributeValue {
+    s(format!("TENANT#{tenant}"))
+}
+
+fn key(tenant: &str, sk: String) -> Item {
+    HashMap::from([
+        ("pk".to_string(), tenant_pk(tenant)),
+        ("sk".to_string(), s(sk)),
+    ])
+}
+
+fn connector_key(tenant: &str, id: &str) -> Item {
+    key(tenant, format!("CONNECTOR#{id}"))
+}
+
+/// Names are unique per tenant ignoring case.
+fn name_key(tenant: &str, name: &str) -> Item {
+    key(tenant, format!("NAME#{}", name.to_lowercase()))
+}
+
+fn count_key(tenant: &str) -> Item {
+    key(tenant, "COUNT".to_string())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Builds the client from the process's one `SdkConfig`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(sdk), table)
+    }
+
+    fn connector_item(c: &Connector) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(c).map_err(|e| {
+            tracing::error!(error = %e, "connector does not serialize");
+            StoreError::Internal
+        })?;
+        item.extend(connector_key(&c.tenant_id, &c.id));
+        Ok(item)
+    }
+
+    fn put_connector(
+        &self,
+        c: &Connector,
+        condition: &str,
+        version: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::connector_item(c)?))
+            .condition_expression(condition);
+        if let Some(v) = version {
+            put = put.expression_attribute_values(":v", AttributeValue::N(v.to_string()));
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn claim_name(&self, c: &Connector) -> Result<TransactWriteItem, StoreError> {
+        let mut item = name_key(&c.tenant_id, &c.name);
+        item.insert("connectorId".into(), s(&c.id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn release_name(&self, c: &Connector) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(name_key(&c.tenant_id, &c.name)))
+            .condition_expression("connectorId = :id")
+            .expression_attribute_values(":id", s(&c.id))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn count_by(&self, tenant: &str, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(count_key(tenant)))
+            .update_expression("ADD #count :delta")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs one transaction; `on_condition_failed(i)` maps a failed condition on item `i`.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        on_condition_failed: impl Fn(usize) -> StoreError,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
+            err.as_service_error()
+        {
+            return Err(cancellation(c.cancellation_reasons(), on_condition_failed));
+        }
+        Err(sdk_error("TransactWriteItems", err))
+    }
+}
+
+fn cancellation(
+    reasons: &[CancellationReason],
+    on_condition_failed: impl Fn(usize) -> StoreError,
+) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    if let Some(i) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
+        return on_condition_failed(i);
+    }
+    if codes.iter().any(|c| *c == "TransactionConflict") {
+        return StoreError::Conflict;
+    }
+    if codes
+        .iter()
+        .any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+    {
+        return StoreError::Unavailable;
+    }
+    tracing::error!(reasons = ?codes, "transaction cancelled");
+    StoreError::Internal
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    tracing::error!(error = %e, "request does not build");
+    StoreError::Internal
+}
+
+/// Maps an SDK failure (after the SDK's own retries) and logs its text, which never reaches a client.
+fn sdk_error<E, R>(op: &'static str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => matches!(
+            se.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            )
+        ),
+        _ => false,
+    };
+    tracing::error!(operation = op, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DynamoDB call failed");
+    if transient {
+        StoreError::Unavailable
+    } else {
+        StoreError::Internal
+    }
+}
+
+fn from_item(item: Item) -> Result<Connector, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| {
+        tracing::error!(error = %e, "stored connector does not deserialize");
+        StoreError::Internal
+    })
+}
+
+impl ConnectorReader for DynamoStore {
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<Connector>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(connector_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn page(
+        &self,
+        tenant: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        let total = async {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(count_key(tenant)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error("GetItem", e))?;
+            let n = out
+                .item
+                .as_ref()
+                .and_then(|i| i.get("count"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok());
+            Ok::<u64, StoreError>(n.unwrap_or(0).max(0) as u64)
+        };
+        // One item more than asked tells whether another page exists, whatever LastEvaluatedKey says.
+        let want = limit + 1;
+        let items = async {
+            let mut items = Vec::with_capacity(want);
+            let mut start = after.map(|id| connector_key(tenant, id));
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", tenant_pk(tenant))
+                    .expression_attribute_values(":prefix", s("CONNECTOR#"))
+                    .set_exclusive_start_key(start.take())
+                    .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Query", e))?;
+                for item in out.items.unwrap_or_default() {
+                    items.push(from_item(item)?);
+                }
+                // A 1 MB response page can end early: keep reading until the page is full.
+                match out.last_evaluated_key {
+                    Some(lek) if items.len() < want => start = Some(lek),
+                    _ => break,
+                }
+            }
+            Ok::<_, StoreError>(items)
+        };
+        let (total, items) = tokio::join!(total, items);
+        let mut items = items?;
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page {
+            items,
+            has_more,
+            total: total?,
+        })
+    }
+}
+
+impl ConnectorWriter for DynamoStore {
+    async fn insert(&self, c: &Connector) -> Result<(), StoreError> {
+        let items = vec![
+            self.put_connector(c, "attribute_not_exists(pk)", None)?,
+            self.claim_name(c)?,
+            self.count_by(&c.tenant_id, 1)?,
+        ];
+        self.transact(items, |i| {
+            if i == 1 {
+                StoreError::NameTaken
+            } else {
+                StoreError::Conflict
+            }
+        })
+        .await
+    }
+
+    async fn replace(&self, old: &Connector, new: &Connector) -> Result<(), StoreError> {
+        let put = self.put_connector(new, "version = :v", Some(old.version))?;
+        if old.name.to_lowercase() == new.name.to_lowercase() {
+            return self.transact(vec![put], |_| StoreError::Conflict).await;
+        }
+        let items = vec![put, self.release_name(old)?, self.claim_name(new)?];
+        self.transact(items, |i| {
+            if i == 2 {
+                StoreError::NameTaken
+            } else {
+                StoreError::Conflict
+            }
+        })
+        .await
+    }
+
+    async fn remove(&self, c: &Connector) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(connector_key(&c.tenant_id, &c.id)))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(c.version.to_string()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.release_name(c)?,
+            self.count_by(&c.tenant_id, -1)?,
+        ];
+        self.transact(items, |_| StoreError::Conflict).await
+    }
+}

@@ -1,0 +1,464 @@
+//! Validation of create and update bodies: every problem is collected and named by field.
+
+use crate::error::{ApiError, FieldProblem};
+use crate::ids::is_connector_id;
+use crate::model::{ConnectorType, PlainSecret, Requirement, Status};
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+pub const MAX_NAME_CHARS: usize = 128;
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+pub const DEFAULT_AUTH_METHOD: &str = "access_key";
+
+/// A validated create request.
+#[derive(Debug)]
+pub struct NewConnector {
+    pub name: String,
+    pub kind: ConnectorType,
+    pub description: Option<String>,
+    pub config: Map<String, Value>,
+    pub auth_method: String,
+    pub auth_config: Option<PlainSecret>,
+}
+
+/// What an update does to an optional field.
+#[derive(Debug, Default)]
+pub enum Change<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// A validated update request; `kind` changes are checked against the merged config later.
+#[derive(Debug, Default)]
+pub struct ConnectorPatch {
+    pub id: String,
+    pub name: Option<String>,
+    pub kind: Option<ConnectorType>,
+    pub description: Change<String>,
+    pub config: Change<Map<String, Value>>,
+    pub auth_method: Option<String>,
+    pub auth_config: Change<PlainSecret>,
+    pub status: Option<Status>,
+}
+
+impl ConnectorPatch {
+    /// True when the patch touches something the probe depends on (used to re-check config).
+    pub fn touches_config(&self) -> bool {
+        self.kind.is_some()
+            || !matches!(self.config, Change::Keep)
+            || !matches!(self.auth_config, Change::Keep)
+    }
+}
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "description",
+    "config",
+    "authMethod",
+    "authConfig",
+];
+const UPDATE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "description",
+    "config",
+    "authMethod",
+    "authConfig",
+    "status",
+];
+
+/// Validates a create body.
+pub fn parse_create(mut body: Map<String, Value>) -> Result<NewConnector, ApiError> {
+    let mut problems = unknown_fields(&body, CREATE_FIELDS);
+    let name = match body.remove("name") {
+        None | Some(Value::Null) => required(&mut problems, "name"),
+        Some(v) => name(&mut problems, "name", v),
+    };
+    let kind = match body.remove("type") {
+        None | Some(Value::Null) => required(&mut problems, "type"),
+        Some(v) => kind(&mut problems, "type", v),
+    };
+    let description = optional(
+        &mut problems,
+        body.remove("description"),
+        "description",
+        description,
+    )
+    .unwrap_or_default();
+    let config = optional(&mut problems, body.remove("config"), "config", object)
+        .flatten()
+        .unwrap_or_default();
+    let auth_method = match body.remove("authMethod") {
+        None | Some(Value::Null) => Some(DEFAULT_AUTH_METHOD.to_string()),
+        Some(v) => auth_method(&mut problems, "authMethod", v),
+    };
+    let auth_config = optional(
+        &mut problems,
+        body.remove("authConfig"),
+        "authConfig",
+        secret,
+    )
+    .flatten();
+    if let Some(kind) = kind {
+        problems.extend(check_config(
+            kind,
+            &config,
+            has_api_key(auth_config.as_ref().map(|s| &s.0)),
+        ));
+    }
+    match (name, kind, auth_method) {
+        (Some(name), Some(kind), Some(auth_method)) if problems.is_empty() => Ok(NewConnector {
+            name,
+            kind,
+            description,
+            config,
+            auth_method,
+            auth_config,
+        }),
+        _ => Err(ApiError::validation(problems)),
+    }
+}
+
+/// Validates an update body; the merged config is checked by `check_config` once the stored
+/// connector is known.
+pub fn parse_update(mut body: Map<String, Value>) -> Result<ConnectorPatch, ApiError> {
+    let id = match body.remove("id") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::new(400, "missing_id", "id is required")
+                .with_details(vec![FieldProblem::new("id", "required")]))
+        }
+        Some(Value::String(id)) if is_connector_id(&id) => id,
+        Some(_) => return Err(ApiError::invalid_id("id")),
+    };
+    if body.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "nothing_to_update",
+            "the body names no field to update besides id",
+        ));
+    }
+    let mut problems = unknown_fields(&body, UPDATE_FIELDS);
+    let mut patch = ConnectorPatch {
+        id,
+        ..Default::default()
+    };
+    patch.name = non_null(&mut problems, body.remove("name"), "name", name);
+    patch.kind = non_null(&mut problems, body.remove("type"), "type", kind);
+    patch.auth_method = non_null(
+        &mut problems,
+        body.remove("authMethod"),
+        "authMethod",
+        auth_method,
+    );
+    patch.status = non_null(&mut problems, body.remove("status"), "status", status);
+    patch.description = change(
+        &mut problems,
+        body.remove("description"),
+        "description",
+        description,
+    );
+    patch.config = change(&mut problems, body.remove("config"), "config", object);
+    patch.auth_config = change(
+        &mut problems,
+        body.remove("authConfig"),
+        "authConfig",
+        secret,
+    );
+    if problems.is_empty() {
+        Ok(patch)
+    } else {
+        Err(ApiError::validation(problems))
+    }
+}
+
+/// Checks a type's required config fields, and the form of every well-known field present.
+/// `auth_has_api_key` says whether authConfig holds an `apiKey` (salesforce and hubspot accept it there).
+pub fn check_config(
+    kind: ConnectorType,
+    config: &Map<String, Value>,
+    auth_has_api_key: bool,
+) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    for req in kind.requirements() {
+        match req {
+            Requirement::Field(f) if !config.contains_key(*f) => {
+                problems.push(FieldProblem::new(
+                    format!("config.{f}"),
+                    format!("required for type {}", kind.as_str()),
+                ));
+            }
+            Requirement::AnyOf(fields) => {
+                let in_config = fields.iter().any(|f| config.contains_key(*f));
+                let in_auth = kind.accepts_api_key_in_auth_config() && auth_has_api_key;
+                if !in_config && !in_auth {
+                    let names: Vec<String> = fields.iter().map(|f| format!("config.{f}")).collect();
+                    let mut problem = format!(
+                        "one of {} is required for type {}",
+                        names.join(", "),
+                        kind.as_str()
+                    );
+                    if kind.accepts_api_key_in_auth_config() {
+                        problem.push_str(" (apiKey may be given in authConfig instead)");
+                    }
+                    problems.push(FieldProblem::new(names.join("|"), problem));
+                }
+            }
+            Requirement::Field(_) => {}
+        }
+    }
+    for (field, value) in config {
+        if let Some(problem) = check_config_field(kind, field, value) {
+            problems.push(FieldProblem::new(format!("config.{field}"), problem));
+        }
+    }
+    problems
+}
+
+/// The form of one well-known config field; unknown fields are kept as given.
+fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<String> {
+    match field {
+        "port" => match value.as_u64() {
+            Some(1..=65535) => None,
+            _ => Some("must be an integer from 1 to 65535".into()),
+        },
+        "host" => match value.as_str() {
+            Some(h) if is_host(h) => None,
+            _ => Some("must be a hostname or an IP address (no scheme, port, path, spaces or credentials)".into()),
+        },
+        "url" | "instanceUrl" => value.as_str().map_or(Some("must be a string".into()), check_url),
+        "bootstrapServers" => value.as_str().map_or(Some("must be a string".into()), check_servers),
+        "connectionString" if kind == ConnectorType::Mongodb => match value.as_str() {
+            Some(s) if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") => None,
+            _ => Some("must be a mongodb:// or mongodb+srv:// URI".into()),
+        },
+        "account" | "warehouse" | "database" | "httpPath" | "project" | "dataset" | "bucket" | "region"
+        | "container" | "storageAccount" | "streamName" | "apiKey" | "connectionString" => {
+            (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
+        }
+        _ => None,
+    }
+}
+
+/// True when an authConfig holds a non-empty `apiKey`.
+pub fn has_api_key(auth_config: Option<&Map<String, Value>>) -> bool {
+    auth_config
+        .and_then(|a| a.get("apiKey"))
+        .is_some_and(is_non_empty_string)
+}
+
+fn is_non_empty_string(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| !s.trim().is_empty())
+}
+
+/// A DNS hostname (letters, digits, `-`, `_`; labels of 1–63; not all-numeric at the end) or an IP literal.
+pub fn is_host(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let h = s.strip_suffix('.').unwrap_or(s);
+    let labels_ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    // An all-numeric last label would make `127.1` or `2130706433` pass as a "name".
+    labels_ok
+        && !h
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_url(s: &str) -> Option<String> {
+    match url::Url::parse(s) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Some("must be an http or https URL".into())
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("must name a host".into()),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            Some("must not hold credentials; put them in authConfig".into())
+        }
+        Ok(_) => None,
+        Err(_) => Some("must be an absolute http or https URL".into()),
+    }
+}
+
+fn check_servers(s: &str) -> Option<String> {
+    let bad = s.split(',').map(str::trim).find(|server| {
+        let Some((host, port)) = server.rsplit_once(':') else {
+            return true;
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        !is_host(host) || !matches!(port.parse::<u16>(), Ok(1..))
+    });
+    bad.map(|server| {
+        if server.is_empty() {
+            "must be a comma-separated list of host:port".to_string()
+        } else {
+            format!("entry {server:?} is not host:port")
+        }
+    })
+}
+
+fn unknown_fields(body: &Map<String, Value>, allowed: &[&str]) -> Vec<FieldProblem> {
+    body.keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| FieldProblem::new(truncate(k, 64), "unknown field"))
+        .collect()
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+fn required<T>(problems: &mut Vec<FieldProblem>, field: &str) -> Option<T> {
+    problems.push(FieldProblem::new(field, "required"));
+    None
+}
+
+type Parser<T> = fn(&mut Vec<FieldProblem>, &str, Value) -> Option<T>;
+
+/// An optional field: absent or null → `Some(None)`; invalid → `None` (problem recorded).
+fn optional<T>(
+    problems: &mut Vec<FieldProblem>,
+    v: Option<Value>,
+    field: &str,
+    parse: Parser<T>,
+) -> Option<Option<T>> {
+    match v {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => parse(problems, field, v).map(Some),
+    }
+}
+
+/// An update field that cannot be cleared: null is a problem.
+fn non_null<T>(
+    problems: &mut Vec<FieldProblem>,
+    v: Option<Value>,
+    field: &str,
+    parse: Parser<T>,
+) -> Option<T> {
+    match v {
+        None => None,
+        Some(Value::Null) => {
+            problems.push(FieldProblem::new(field, "cannot be null"));
+            None
+        }
+        Some(v) => parse(problems, field, v),
+    }
+}
+
+/// An update field that null clears.
+fn change<T>(
+    problems: &mut Vec<FieldProblem>,
+    v: Option<Value>,
+    field: &str,
+    parse: Parser<T>,
+) -> Change<T> {
+    match v {
+        None => Change::Keep,
+        Some(Value::Null) => Change::Clear,
+        Some(v) => parse(problems, field, v).map_or(Change::Keep, Change::Set),
+    }
+}
+
+fn name(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<String> {
+    let problem = match &v {
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                "must not be empty"
+            } else if t.chars().count() > MAX_NAME_CHARS {
+                "must be at most 128 characters"
+            } else if t.chars().any(char::is_control) {
+                "must not contain control characters"
+            } else {
+                return Some(t.to_string());
+            }
+        }
+        _ => "must be a string",
+    };
+    problems.push(FieldProblem::new(field, problem));
+    None
+}
+
+fn kind(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<ConnectorType> {
+    let parsed = v.as_str().and_then(ConnectorType::parse);
+    if parsed.is_none() {
+        let all: Vec<&str> = ConnectorType::ALL.iter().map(|t| t.as_str()).collect();
+        problems.push(FieldProblem::new(
+            field,
+            format!("must be one of: {}", all.join(", ")),
+        ));
+    }
+    parsed
+}
+
+fn description(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.chars().count() <= MAX_DESCRIPTION_CHARS => Some(s),
+        Value::String(_) => {
+            problems.push(FieldProblem::new(field, "must be at most 1024 characters"));
+            None
+        }
+        _ => {
+            problems.push(FieldProblem::new(field, "must be a string"));
+            None
+        }
+    }
+}
+
+fn object(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => {
+            problems.push(FieldProblem::new(field, "must be an object"));
+            None
+        }
+    }
+}
+
+fn secret(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<PlainSecret> {
+    object(problems, field, v).map(PlainSecret)
+}
+
+fn auth_method(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<String> {
+    match v {
+        Value::String(s)
+            if (1..=32).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Some(s)
+        }
+        _ => {
+            problems.push(FieldProblem::new(field, "must match [a-z0-9_]{1,32}"));
+            None
+        }
+    }
+}
+
+fn status(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Status> {
+    match v.as_str() {
+        Some("active") => Some(Status::Active),
+        Some("inactive") => Some(Status::Inactive),
+        _ => {
+            problems.push(FieldProblem::new(
+                field,
+                "must be \"active\" or \"inactive\"",
+            ));
+            None
+        }
+    }
+}
