@@ -1,1 +1,10 @@
+//! Integration tests: the handlers against the AWS emulator (moto) over its real wire protocol.
+//! One test binary, one module per concern; `make test` starts the emulator first.
 
+mod crud;
+mod identity;
+mod input;
+mod names;
+mod paging;
+mod secrets;
+mod support;

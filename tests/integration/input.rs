@@ -1,0 +1,108 @@
+//! Bad input gets a 4xx naming the problem, and nothing is written.
+
+use crate::support::{Call, Tenant};
+use serde_json::{json, Value};
+
+fn fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|p| p["field"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn post_raw(t: &Tenant, body: &str) -> crate::support::Reply {
+    Call::new("POST", "/api/v1/connectors")
+        .bearer(&t.token)
+        .raw_body(body)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn malformed_bodies() {
+    let t = Tenant::new("body");
+    let r = post_raw(&t, "{\"name\": ").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = post_raw(&t, "").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    for not_object in ["[]", "\"x\"", "42", "null"] {
+        let r = post_raw(&t, not_object).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_body"), "{not_object}");
+    }
+    let big = json!({"name": "big", "type": "webhook", "config": {"url": "https://example.com", "pad": "x".repeat(70_000)}});
+    let r = t.create(big).await;
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(t.list(None, None).await.body["total"], 0);
+}
+
+#[tokio::test]
+async fn an_unknown_type_lists_the_supported_ones() {
+    let t = Tenant::new("type");
+    let r = t.create(json!({"name": "x", "type": "oracle"})).await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    let problem = r.body["error"]["details"][0]["problem"].as_str().unwrap();
+    for ty in [
+        "postgresql",
+        "confluent_kafka",
+        "aws_s3",
+        "amazon_kinesis",
+        "hubspot",
+    ] {
+        assert!(problem.contains(ty), "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn every_problem_is_named_by_field() {
+    let t = Tenant::new("fields");
+    let r = t
+        .create(json!({"type": "postgresql", "config": {"host": "https://db.example.com/x", "port": 70000}, "authMethod": "Bad-Method", "authConfig": "x", "extra": 1}))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    let mut got = fields(&r.body);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "authConfig",
+            "authMethod",
+            "config.database",
+            "config.host",
+            "config.port",
+            "extra",
+            "name"
+        ]
+    );
+    assert_eq!(
+        t.list(None, None).await.body["total"],
+        0,
+        "nothing is written"
+    );
+}
+
+#[tokio::test]
+async fn either_or_requirements() {
+    let t = Tenant::new("either");
+    let r = t
+        .create(json!({"name": "m", "type": "mongodb", "config": {}}))
+        .await;
+    assert_eq!(fields(&r.body), ["config.host|config.connectionString"]);
+    let r = t.create(json!({"name": "m", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster0.example.net/db"}})).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let r = t
+        .create(
+            json!({"name": "sf", "type": "salesforce", "authConfig": {"apiKey": "k-123456789"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "apiKey may sit in authConfig: {}", r.raw);
+    assert_eq!(r.body["config"], json!({}));
+    let r = t
+        .create(json!({"name": "hs", "type": "hubspot", "config": {"instanceUrl": "ftp://x"}}))
+        .await;
+    assert_eq!(fields(&r.body), ["config.instanceUrl"]);
+}

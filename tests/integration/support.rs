@@ -1,0 +1,347 @@
+//! The test stack: the emulator's DynamoDB and KMS over their real wire protocol, one table and
+//! one key per test run, and helpers that drive the handlers with API Gateway v2 events.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use shared::envelope::KmsEnvelope;
+use shared::handlers::{create, delete, list, update};
+use shared::store::DynamoStore;
+use shared::token::TokenVerifier;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::OnceCell;
+
+pub const TABLE: &str = "connectors-it";
+const SECRET: &str = "integration-test-secret";
+const ISSUER: &str = "connectors-api-local";
+const AUDIENCE: &str = "connectors-api";
+
+/// Clients and handler dependencies against the emulator.
+pub struct Stack {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub key_id: String,
+    pub store: DynamoStore,
+    pub sealer: KmsEnvelope,
+    pub verifier: TokenVerifier,
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        let port = std::env::var("AWS_EMULATOR_PORT").unwrap_or_else(|_| "4566".into());
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// The shared stack; the first caller creates the table and the key.
+pub async fn stack() -> &'static Stack {
+    static STACK: OnceCell<Stack> = OnceCell::const_new();
+    STACK.get_or_init(build).await
+}
+
+async fn build() -> Stack {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    create_table(&dynamo).await;
+    let key = kms
+        .create_key()
+        .description("connectors-api integration tests")
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the AWS emulator at {} (run `make test`, which starts it): {e:?}",
+                endpoint()
+            )
+        });
+    let key_id = key.key_metadata.expect("key metadata").key_id;
+    Stack {
+        store: DynamoStore::from_sdk(&sdk, TABLE),
+        sealer: KmsEnvelope::from_sdk(&sdk, &key_id),
+        verifier: TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
+        dynamo,
+        kms,
+        key_id,
+    }
+}
+
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client) {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let result = dynamo
+        .create_table()
+        .table_name(TABLE)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(e) = result {
+        let in_use = e
+            .as_service_error()
+            .is_some_and(|se| se.is_resource_in_use_exception());
+        assert!(
+            in_use,
+            "cannot create the table on the emulator at {}: {e:?}",
+            endpoint()
+        );
+    }
+}
+
+/// A tenant id no other test uses.
+pub fn unique_tenant(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid_suffix())
+}
+
+fn ulid_suffix() -> String {
+    shared::ids::new_connector_id()
+        .trim_start_matches("conn_")
+        .to_lowercase()
+}
+
+/// A bearer token the stack accepts.
+pub fn token(tenants: &[&str], role: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = json!({"sub": "tester", "tenants": tenants, "role": role, "iss": ISSUER, "aud": AUDIENCE, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A request as API Gateway (HTTP API, payload 2.0) delivers it.
+#[derive(Clone, Default)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub authorizer: Option<Value>,
+    pub path_id: Option<String>,
+}
+
+impl Call {
+    pub fn new(method: &'static str, path: &str) -> Self {
+        Self {
+            method,
+            path: path.to_string(),
+            ..Default::default()
+        }
+    }
+    pub fn query(mut self, k: &str, v: &str) -> Self {
+        self.query.push((k.into(), v.into()));
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_lowercase(), v.into()));
+        self
+    }
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body.to_string());
+        self
+    }
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_string());
+        self
+    }
+    /// Sets the identity as the API Gateway Lambda authorizer would.
+    pub fn authorizer(mut self, tenant: &str, role: &str) -> Self {
+        self.authorizer = Some(json!({"tenantId": tenant, "role": role, "sub": "authorizer-user"}));
+        self
+    }
+    pub fn path_id(mut self, id: &str) -> Self {
+        self.path_id = Some(id.to_string());
+        self
+    }
+
+    pub fn event(&self) -> Value {
+        let raw_query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut headers = serde_json::Map::new();
+        headers.insert("content-type".into(), json!("application/json"));
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), json!(v));
+        }
+        let mut ctx = json!({
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+            "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": "req-1", "routeKey": "$default", "stage": "$default", "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+        });
+        if let Some(lambda) = &self.authorizer {
+            ctx["authorizer"] = json!({ "lambda": lambda });
+        }
+        let mut event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": self.path, "rawQueryString": raw_query.join("&"),
+            "headers": headers, "requestContext": ctx, "isBase64Encoded": false
+        });
+        if !self.query.is_empty() {
+            let q: serde_json::Map<String, Value> = self
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            event["queryStringParameters"] = Value::Object(q);
+        }
+        if let Some(id) = &self.path_id {
+            event["pathParameters"] = json!({ "id": id });
+        }
+        if let Some(body) = &self.body {
+            event["body"] = json!(body);
+        }
+        event
+    }
+
+    /// Routes the call to its handler, as the API's routes do.
+    pub async fn send(self) -> Reply {
+        let st = stack().await;
+        let req = lambda_http::request::from_str(&self.event().to_string())
+            .expect("a valid API Gateway v2 event");
+        let v = Some(&st.verifier);
+        let resp = match (self.method, self.path.as_str()) {
+            ("GET", _) => list::handle(&st.store, v, req).await,
+            ("POST", "/api/v1/connectors") => create::handle(&st.store, &st.sealer, v, req).await,
+            ("PUT", "/api/v1/connectors") => update::handle(&st.store, &st.sealer, v, req).await,
+            ("DELETE", "/api/v1/connectors") => delete::handle(&st.store, v, req).await,
+            other => panic!("no route for {other:?}"),
+        };
+        Reply::from(resp)
+    }
+}
+
+/// A response, its body parsed.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub raw: String,
+    pub body: Value,
+}
+
+impl From<Response<Body>> for Reply {
+    fn from(resp: Response<Body>) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = match resp.into_body() {
+            Body::Text(t) => t,
+            Body::Binary(b) => String::from_utf8(b).expect("utf-8 body"),
+            _ => String::new(),
+        };
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&raw).expect("JSON body")
+        };
+        Reply {
+            status,
+            headers,
+            raw,
+            body,
+        }
+    }
+}
+
+impl Reply {
+    /// The error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A tenant with an admin token, and shortcuts for its calls.
+pub struct Tenant {
+    pub id: String,
+    pub token: String,
+}
+
+impl Tenant {
+    pub fn new(prefix: &str) -> Self {
+        let id = unique_tenant(prefix);
+        let token = token(&[&id], "admin");
+        Self { id, token }
+    }
+
+    pub fn with_role(&self, role: &str) -> String {
+        token(&[&self.id], role)
+    }
+
+    pub async fn create(&self, body: Value) -> Reply {
+        Call::new("POST", "/api/v1/connectors")
+            .bearer(&self.token)
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Reply {
+        Call::new("GET", &format!("/api/v1/connectors/{id}"))
+            .path_id(id)
+            .bearer(&self.token)
+            .send()
+            .await
+    }
+
+    pub async fn list(&self, limit: Option<&str>, cursor: Option<&str>) -> Reply {
+        let mut call = Call::new("GET", "/api/v1/connectors").bearer(&self.token);
+        if let Some(l) = limit {
+            call = call.query("limit", l);
+        }
+        if let Some(c) = cursor {
+            call = call.query("cursor", c);
+        }
+        call.send().await
+    }
+
+    pub async fn update(&self, body: Value) -> Reply {
+        Call::new("PUT", "/api/v1/connectors")
+            .bearer(&self.token)
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn delete(&self, id: &str) -> Reply {
+        Call::new("DELETE", "/api/v1/connectors")
+            .query("id", id)
+            .bearer(&self.token)
+            .send()
+            .await
+    }
+}
+
+/// A valid postgres connector body.
+pub fn postgres(name: &str) -> Value {
+    json!({"name": name, "type": "postgresql", "config": {"host": "db.example.com", "port": 5432, "database": "app"}})
+}
