@@ -14,7 +14,7 @@ pub fn new_connector_id() -> String {
         .lock()
         .ok()
         .and_then(|mut g| g.get_or_insert_with(Generator::new).generate().ok())
-        .unwrap_or_else(Ulid::new);
+        .unwrap_or_else(|| Ulid::from_datetime(SystemTime::now()));
     format!("{PREFIX}{ulid}")
 }
 

@@ -211,7 +211,7 @@ fn cancellation(
     if let Some(i) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
         return on_condition_failed(i);
     }
-    if codes.iter().any(|c| *c == "TransactionConflict") {
+    if codes.contains(&"TransactionConflict") {
         return StoreError::Conflict;
     }
     if codes

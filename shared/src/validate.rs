@@ -462,3 +462,292 @@ fn status(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Sta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn problem_fields(e: &ApiError) -> Vec<&str> {
+        e.details.iter().map(|d| d.field.as_str()).collect()
+    }
+
+    /// A minimal valid config for every row of the spec's table.
+    fn valid_config(kind: ConnectorType) -> Value {
+        use ConnectorType::*;
+        match kind {
+            Postgresql | Mysql | Redshift => {
+                json!({"host": "db.example.com", "port": 5432, "database": "app"})
+            }
+            Snowflake => {
+                json!({"account": "xy12345.us-east-1", "warehouse": "COMPUTE_WH", "database": "ANALYTICS"})
+            }
+            Databricks => {
+                json!({"host": "adb-1.azuredatabricks.net", "httpPath": "/sql/1.0/warehouses/abc"})
+            }
+            Bigquery => json!({"project": "p", "dataset": "d"}),
+            Mongodb => json!({"host": "mongo.example.com"}),
+            Kafka | ConfluentKafka => {
+                json!({"bootstrapServers": "b1.example.com:9092,b2.example.com:9092"})
+            }
+            AwsS3 => json!({"bucket": "my-bucket", "region": "us-east-1"}),
+            Gcs => json!({"bucket": "my-bucket", "project": "p"}),
+            AzureBlob => json!({"container": "c", "storageAccount": "acct"}),
+            Sftp => json!({"host": "sftp.example.com", "port": 22}),
+            RestApi | Webhook => json!({"url": "https://api.example.com/v1"}),
+            AmazonKinesis => json!({"streamName": "events", "region": "eu-west-1"}),
+            Salesforce | Hubspot => json!({"instanceUrl": "https://acme.my.salesforce.com"}),
+        }
+    }
+
+    #[test]
+    fn every_type_accepts_its_required_fields() {
+        for kind in ConnectorType::ALL {
+            let parsed = parse_create(body(
+                json!({"name": "n", "type": kind.as_str(), "config": valid_config(kind)}),
+            ));
+            let parsed = parsed.unwrap_or_else(|e| panic!("{}: {:?}", kind.as_str(), e.details));
+            assert_eq!(parsed.kind, kind);
+            assert_eq!(parsed.auth_method, "access_key");
+        }
+    }
+
+    #[test]
+    fn every_type_names_each_missing_field() {
+        for kind in ConnectorType::ALL {
+            let config = valid_config(kind);
+            for field in config.as_object().unwrap().keys() {
+                let mut partial = config.clone();
+                partial.as_object_mut().unwrap().remove(field);
+                let e = parse_create(body(
+                    json!({"name": "n", "type": kind.as_str(), "config": partial}),
+                ))
+                .unwrap_err();
+                assert_eq!(e.status, 400);
+                let fields = problem_fields(&e);
+                assert!(
+                    fields
+                        .iter()
+                        .any(|f| f.contains(&format!("config.{field}"))),
+                    "{}: {field} → {fields:?}",
+                    kind.as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn either_or_rows() {
+        let ok = |v: Value| parse_create(body(v)).is_ok();
+        assert!(ok(
+            json!({"name": "n", "type": "mongodb", "config": {"connectionString": "mongodb://a.example.com:27017"}})
+        ));
+        assert!(!ok(
+            json!({"name": "n", "type": "mongodb", "config": {"connectionString": "postgres://a"}})
+        ));
+        assert!(ok(
+            json!({"name": "n", "type": "hubspot", "config": {"apiKey": "k"}})
+        ));
+        assert!(ok(
+            json!({"name": "n", "type": "hubspot", "authConfig": {"apiKey": "k"}})
+        ));
+        assert!(!ok(
+            json!({"name": "n", "type": "hubspot", "authConfig": {"apiKey": ""}})
+        ));
+        assert!(!ok(json!({"name": "n", "type": "salesforce"})));
+        assert!(
+            !ok(json!({"name": "n", "type": "webhook", "authConfig": {"apiKey": "k"}})),
+            "only salesforce/hubspot"
+        );
+    }
+
+    #[test]
+    fn ports() {
+        for (port, good) in [
+            (json!(1), true),
+            (json!(65535), true),
+            (json!(0), false),
+            (json!(65536), false),
+            (json!(-1), false),
+            (json!("5432"), false),
+            (json!(54.5), false),
+            (json!(null), false),
+        ] {
+            let r = parse_create(body(
+                json!({"name": "n", "type": "sftp", "config": {"host": "h.example.com", "port": port}}),
+            ));
+            assert_eq!(r.is_ok(), good, "port {port}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for good in [
+            "db.example.com",
+            "localhost",
+            "10.0.0.1",
+            "::1",
+            "2001:db8::1",
+            "my_host.internal",
+            "a.b.c.",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "https://db.example.com",
+            "db.example.com:5432",
+            "db.example.com/x",
+            "user@db",
+            "db example",
+            "-a.com",
+            "a-.com",
+            "127.1",
+            "2130706433",
+            "[::1]",
+            "a..b",
+            &"a".repeat(64),
+            "ex\u{0430}mple.com",
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        for good in ["https://api.example.com", "http://10.0.0.1:8080/hook?x=1"] {
+            assert_eq!(check_url(good), None, "{good}");
+        }
+        for bad in [
+            "ftp://example.com",
+            "example.com",
+            "/relative",
+            "https://user:pw@example.com",
+            "https://",
+            "mailto:a@b.c",
+            "file:///etc/passwd",
+        ] {
+            assert!(check_url(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_servers() {
+        assert_eq!(check_servers("a.example.com:9092"), None);
+        assert_eq!(
+            check_servers("a.example.com:9092, b.example.com:9093"),
+            None
+        );
+        assert_eq!(check_servers("[::1]:9092"), None);
+        for bad in [
+            "",
+            "a.example.com",
+            "a.example.com:0",
+            "a.example.com:x",
+            "a:9092,",
+            "http://a:9092",
+        ] {
+            assert!(check_servers(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let name_of = |v: Value| {
+            parse_create(body(
+                json!({"name": v, "type": "webhook", "config": {"url": "https://x.example.com"}}),
+            ))
+            .map(|c| c.name)
+        };
+        assert_eq!(name_of(json!("  padded  ")).unwrap(), "padded");
+        assert_eq!(
+            name_of(json!("ü".repeat(128))).unwrap().chars().count(),
+            128,
+            "limit counts characters"
+        );
+        for bad in [
+            json!(""),
+            json!("   "),
+            json!("x".repeat(129)),
+            json!("tab\there"),
+            json!("nul\u{0}"),
+            json!(5),
+            json!(["a"]),
+        ] {
+            let e = name_of(bad.clone()).unwrap_err();
+            assert_eq!(problem_fields(&e), ["name"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn auth_methods_and_descriptions() {
+        let base =
+            || json!({"name": "n", "type": "webhook", "config": {"url": "https://x.example.com"}});
+        let with = |k: &str, v: Value| {
+            let mut b = base();
+            b[k] = v;
+            parse_create(body(b))
+        };
+        assert_eq!(
+            with("authMethod", json!("iam_role")).unwrap().auth_method,
+            "iam_role"
+        );
+        for bad in [
+            json!(""),
+            json!("OAuth"),
+            json!("a-b"),
+            json!("a".repeat(33)),
+            json!(1),
+        ] {
+            assert!(with("authMethod", bad.clone()).is_err(), "{bad}");
+        }
+        assert!(with("description", json!("d".repeat(1024))).is_ok());
+        assert!(with("description", json!("d".repeat(1025))).is_err());
+        assert!(with("description", json!(null))
+            .unwrap()
+            .description
+            .is_none());
+        assert!(with("authConfig", json!([1])).is_err());
+        assert!(with("config", json!("x")).is_err());
+    }
+
+    #[test]
+    fn updates() {
+        let id = "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        let p = parse_update(body(json!({"id": id, "description": null, "config": {"url": "https://x.example.com"}, "status": "inactive"}))).unwrap();
+        assert!(matches!(p.description, Change::Clear));
+        assert!(matches!(p.config, Change::Set(_)));
+        assert!(matches!(p.auth_config, Change::Keep));
+        assert_eq!(p.status, Some(Status::Inactive));
+        assert!(p.touches_config());
+        assert!(!parse_update(body(json!({"id": id, "name": "x"})))
+            .unwrap()
+            .touches_config());
+        assert_eq!(
+            parse_update(body(json!({"id": id}))).unwrap_err().code,
+            "nothing_to_update"
+        );
+        assert_eq!(
+            parse_update(body(json!({"id": 5, "name": "x"})))
+                .unwrap_err()
+                .code,
+            "invalid_id"
+        );
+        assert_eq!(
+            parse_update(body(json!({"name": "x"}))).unwrap_err().code,
+            "missing_id"
+        );
+        let e = parse_update(body(
+            json!({"id": id, "type": null, "status": "error", "bogus": 1}),
+        ))
+        .unwrap_err();
+        let mut fields = problem_fields(&e);
+        fields.sort();
+        assert_eq!(fields, ["bogus", "status", "type"]);
+    }
+}

@@ -1,0 +1,51 @@
+# connectors-api: `make local` serves the API on emulated AWS, `make test` runs everything CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PORT ?= 3000
+AWS_EMULATOR_PORT ?= 4566
+TEST_EMULATOR_PORT ?= 4567
+# Local development only: the secret the local stack and `make token` share. Never used in AWS.
+JWT_SECRET ?= local-development-secret
+JWT_ISSUER ?= connectors-api-local
+JWT_AUDIENCE ?= connectors-api
+TENANT ?= my-tenant
+TENANTS ?= $(TENANT)
+ROLE ?= admin
+export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
+
+.PHONY: help venv local token test fmt lint unit integration
+
+help:
+	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
+	@echo "make -s token TENANT=acme ROLE=admin   print a bearer token the local stack accepts (TENANTS=a,b for several)"
+	@echo "make test                       formatting, clippy, unit and integration tests (what CI runs)"
+
+# The project-local Python environment: the AWS emulator, cargo-lambda and cfn-lint.
+$(VENV)/.installed: local/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+local: venv
+	local/run.sh
+
+token:
+	@python3 local/mint_token.py "$(TENANTS)" "$(ROLE)"
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace --lib --bins
+
+integration: venv
+	local/with-emulator.sh cargo test -p integration-tests --test integration
+
+test: venv fmt lint unit integration

@@ -1,0 +1,52 @@
+"""Creates the local stack's DynamoDB table and KMS key on the emulator (idempotent), and prints
+the environment the functions need, one KEY=VALUE a line.
+
+Usage: aws_setup.py ENDPOINT_URL TABLE_NAME
+The table mirrors template.yaml: string keys pk/sk, on-demand billing.
+"""
+
+import sys
+
+import boto3
+
+ALIAS = "alias/connectors-api-local"
+REGION = "us-east-1"
+
+
+def main() -> int:
+    endpoint, table = sys.argv[1], sys.argv[2]
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    kms = session.client("kms", endpoint_url=endpoint)
+
+    if table not in dynamodb.list_tables()["TableNames"]:
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    key_id = aliases.get(ALIAS)
+    if not key_id:
+        key_id = kms.create_key(Description="connectors-api local envelope key")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
+
+    print(f"AWS_ENDPOINT_URL={endpoint}")
+    print(f"AWS_REGION={REGION}")
+    print("AWS_ACCESS_KEY_ID=test")
+    print("AWS_SECRET_ACCESS_KEY=test")
+    print(f"TABLE_NAME={table}")
+    print(f"KMS_KEY_ID={key_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
