@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token test fmt lint unit integration
+.PHONY: help venv local token test fmt lint unit integration contract
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -48,4 +48,7 @@ unit:
 integration: venv
 	local/with-emulator.sh cargo test -p integration-tests --test integration
 
-test: venv fmt lint unit integration
+contract: venv
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
+
+test: venv fmt lint contract unit integration

@@ -2,6 +2,7 @@
 //! One test binary, one module per concern; `make test` starts the emulator first.
 
 mod crud;
+mod events;
 mod identity;
 mod input;
 mod names;
