@@ -11,6 +11,7 @@ pub mod identity;
 pub mod ids;
 pub mod masking;
 pub mod model;
+pub mod probe;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -1,0 +1,3 @@
+//! Connection probes and the SSRF guard they all go through.
+
+pub mod ssrf;
