@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod limits;
 pub mod masking;
 pub mod model;
 pub mod probe;
