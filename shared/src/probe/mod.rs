@@ -1,3 +1,187 @@
 //! Connection probes and the SSRF guard they all go through.
+//!
+//! A probe runs inside a total budget (`PROBE_TIMEOUT_MS`, default 8 s) with a per-connect and
+//! per-read limit (`PROBE_CONNECT_TIMEOUT_MS`, default 3 s). Every destination is resolved and
+//! checked by the guard before anything is sent, and the connection goes to a checked address.
 
+pub mod cloud;
+pub mod http;
+pub mod net;
+pub mod report;
 pub mod ssrf;
+pub mod target;
+pub mod tcp;
+
+use crate::model::ConnectorType;
+use aws_config::SdkConfig;
+use report::{Diagnostics, Failure, ProbeCode, Recorder, StepName};
+use serde_json::{Map, Value};
+use ssrf::Guard;
+use std::time::Duration;
+use target::{HttpAuth, Target};
+
+/// Probe limits and the guard, read once at init.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub connect_timeout: Duration,
+    pub total_timeout: Duration,
+    pub guard: Guard,
+}
+
+impl ProbeSettings {
+    /// From `PROBE_CONNECT_TIMEOUT_MS`, `PROBE_TIMEOUT_MS` and `PROBE_ALLOW_CIDRS`.
+    pub fn from_env() -> Result<Self, String> {
+        let ms = |name: &str, default: u64| -> Result<Duration, String> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("{name} must be a number of milliseconds")),
+                _ => Ok(Duration::from_millis(default)),
+            }
+        };
+        let guard = Guard::from_allow_list(&std::env::var("PROBE_ALLOW_CIDRS").unwrap_or_default())
+            .map_err(|e| format!("PROBE_ALLOW_CIDRS: {e}"))?;
+        Ok(Self {
+            connect_timeout: ms("PROBE_CONNECT_TIMEOUT_MS", 3000)?,
+            total_timeout: ms("PROBE_TIMEOUT_MS", 8000)?,
+            guard,
+        })
+    }
+}
+
+/// Runs probes; built once at init (one HTTP client, one SDK config).
+pub struct Prober {
+    settings: ProbeSettings,
+    http: reqwest::Client,
+    pins: net::Pins,
+    aws: SdkConfig,
+}
+
+impl Prober {
+    pub fn new(settings: ProbeSettings, aws: &SdkConfig) -> Result<Self, String> {
+        let pins = net::Pins::default();
+        let http = reqwest::Client::builder()
+            .dns_resolver(pins.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.total_timeout)
+            .no_proxy()
+            .user_agent("connectors-api-probe/1")
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            settings,
+            http,
+            pins,
+            aws: aws.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &ProbeSettings {
+        &self.settings
+    }
+
+    /// Probes one connector. Never fails: every outcome is a `Diagnostics`.
+    pub async fn probe(
+        &self,
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> Diagnostics {
+        let mut rec = Recorder::default();
+        let target = match target::target_for(kind, config, secret) {
+            Ok(t) => t,
+            Err(message) => {
+                return rec.finish(Err(Failure::new(ProbeCode::InvalidConfig, message)))
+            }
+        };
+        let budget = self.settings.total_timeout;
+        let result = match tokio::time::timeout(
+            budget,
+            self.run(kind, &target, auth_method, secret, &mut rec),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(
+                ProbeCode::Timeout,
+                format!("the probe did not finish within {} ms", budget.as_millis()),
+            )),
+        };
+        rec.finish(result)
+    }
+
+    async fn run(
+        &self,
+        kind: ConnectorType,
+        target: &Target,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+        rec: &mut Recorder,
+    ) -> Result<String, Failure> {
+        let limit = self.settings.connect_timeout;
+        match target {
+            Target::Tcp {
+                endpoints,
+                protocol,
+            } => {
+                let mut details = Vec::new();
+                for (host, port) in endpoints {
+                    let addrs = rec
+                        .step(
+                            StepName::Dns,
+                            net::resolve_checked(&self.settings.guard, host, *port, limit),
+                        )
+                        .await?;
+                    let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
+                    rec.step(
+                        StepName::Protocol,
+                        tcp::handshake(&mut stream, *protocol, limit),
+                    )
+                    .await?;
+                    details.push(format!("{host}:{port}"));
+                }
+                Ok(format!("{} answered", details.join(", ")))
+            }
+            Target::Http { url, auth } => {
+                // Generic endpoints are called with their credentials; SaaS checks are reachability
+                // checks without credentials unless an API key was given.
+                let unauthorized = match kind {
+                    ConnectorType::RestApi | ConnectorType::Webhook => {
+                        http::Unauthorized::IsFailure
+                    }
+                    _ if *auth != HttpAuth::None => http::Unauthorized::IsFailure,
+                    _ => http::Unauthorized::IsReachable,
+                };
+                let probe = http::HttpProbe {
+                    client: &self.http,
+                    pins: &self.pins,
+                    guard: &self.settings.guard,
+                    connect_timeout: limit,
+                };
+                probe.run(url.clone(), auth, unauthorized, rec).await
+            }
+            Target::S3 { bucket, region } => {
+                let creds = cloud::credentials(auth_method, secret)?;
+                rec.step(
+                    StepName::Bucket,
+                    cloud::head_bucket(&self.aws, region, creds, bucket),
+                )
+                .await?;
+                Ok(format!("bucket {bucket} is reachable"))
+            }
+            Target::Kinesis { stream, region } => {
+                let creds = cloud::credentials(auth_method, secret)?;
+                rec.step(
+                    StepName::Protocol,
+                    cloud::describe_stream(&self.aws, region, creds, stream),
+                )
+                .await?;
+                Ok(format!("stream {stream} is reachable"))
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! HTTP probes: HEAD (GET when HEAD gets 405), redirects followed by hand, every hop through the guard.
+
+use super::net::{resolve_checked, Pins};
+use super::report::{Failure, ProbeCode, Recorder, StepName};
+use super::ssrf::{literal_host, Guard};
+use super::target::HttpAuth;
+use reqwest::{Method, StatusCode};
+use std::time::{Duration, Instant};
+use url::Url;
+
+pub const MAX_REDIRECTS: usize = 3;
+
+/// What a probe may conclude from 401/403: with credentials sent they failed; without credentials by
+/// design (SaaS reachability checks) the service is reachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized {
+    IsFailure,
+    IsReachable,
+}
+
+pub struct HttpProbe<'a> {
+    pub client: &'a reqwest::Client,
+    pub pins: &'a Pins,
+    pub guard: &'a Guard,
+    pub connect_timeout: Duration,
+}
+
+impl HttpProbe<'_> {
+    pub async fn run(
+        &self,
+        start: Url,
+        auth: &HttpAuth,
+        unauthorized: Unauthorized,
+        rec: &mut Recorder,
+    ) -> Result<String, Failure> {
+        let origin = start.origin();
+        let mut url = start;
+        for hop in 0..=MAX_REDIRECTS {
+            self.check_destination(&url, rec).await?;
+            // Credentials go only to the origin they were configured for.
+            let auth = if url.origin() == origin {
+                auth
+            } else {
+                &HttpAuth::None
+            };
+            let (status, location) = self.request(&url, auth, rec).await?;
+            if status.is_redirection() {
+                let Some(location) = location else {
+                    return Ok(format!("HTTP {}", status.as_u16()));
+                };
+                let next = url.join(&location).map_err(|_| {
+                    Failure::new(ProbeCode::HttpError, "the redirect has an invalid Location")
+                })?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(Failure::new(
+                        ProbeCode::DestinationBlocked,
+                        format!("redirect to a {} URL refused", next.scheme()),
+                    ));
+                }
+                if hop == MAX_REDIRECTS {
+                    return Ok(format!(
+                        "reachable; stopped after {MAX_REDIRECTS} redirects"
+                    ));
+                }
+                url = next;
+                continue;
+            }
+            return classify(status, !matches!(auth, HttpAuth::None), unauthorized);
+        }
+        Ok(format!(
+            "reachable; stopped after {MAX_REDIRECTS} redirects"
+        ))
+    }
+
+    /// Checks the hop's destination and pins its checked addresses for the client.
+    async fn check_destination(&self, url: &Url, rec: &mut Recorder) -> Result<(), Failure> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| Failure::new(ProbeCode::InvalidConfig, "the URL has no host"))?;
+        if let Some(ip) = literal_host(url) {
+            let started = Instant::now();
+            let checked = self.guard.check(ip).map_err(|b| {
+                Failure::new(
+                    ProbeCode::DestinationBlocked,
+                    format!("destination blocked: {b}"),
+                )
+            });
+            rec.record(
+                StepName::Dns,
+                checked.is_ok(),
+                started.elapsed().as_millis() as u64,
+                match &checked {
+                    Ok(()) => format!("{ip} (literal address)"),
+                    Err(f) => f.message.clone(),
+                },
+            );
+            return checked;
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs = rec
+            .step(
+                StepName::Dns,
+                resolve_checked(self.guard, host, port, self.connect_timeout),
+            )
+            .await?;
+        self.pins.pin(host, addrs);
+        Ok(())
+    }
+
+    /// One request (HEAD, then GET on 405), recorded as an `http` step; returns the status and `Location`.
+    async fn request(
+        &self,
+        url: &Url,
+        auth: &HttpAuth,
+        rec: &mut Recorder,
+    ) -> Result<(StatusCode, Option<String>), Failure> {
+        let started = Instant::now();
+        let mut result = self.send(Method::HEAD, url, auth).await;
+        if matches!(result, Ok((StatusCode::METHOD_NOT_ALLOWED, _))) {
+            result = self.send(Method::GET, url, auth).await;
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((status, location)) => {
+                let detail = match &location {
+                    Some(loc) if status.is_redirection() => {
+                        format!("HTTP {} redirect to {loc}", status.as_u16())
+                    }
+                    _ => format!("HTTP {}", status.as_u16()),
+                };
+                rec.record(
+                    StepName::Http,
+                    status.is_success() || status.is_redirection(),
+                    ms,
+                    detail,
+                );
+                if url.scheme() == "https" {
+                    rec.record(
+                        StepName::Tls,
+                        true,
+                        0,
+                        "TLS handshake and certificate verified (timed with the request)",
+                    );
+                }
+                Ok((status, location))
+            }
+            Err(f) => {
+                let step = if f.code == ProbeCode::TlsFailed {
+                    StepName::Tls
+                } else {
+                    StepName::Http
+                };
+                rec.record(step, false, ms, f.message.clone());
+                Err(f)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        auth: &HttpAuth,
+    ) -> Result<(StatusCode, Option<String>), Failure> {
+        let mut req = self.client.request(method, url.clone());
+        req = match auth {
+            HttpAuth::None => req,
+            HttpAuth::Bearer(token) => req.bearer_auth(token),
+            HttpAuth::Basic { username, password } => req.basic_auth(username, Some(password)),
+        };
+        let resp = req.send().await.map_err(|e| transport_failure(&e))?;
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((resp.status(), location))
+    }
+}
+
+fn classify(
+    status: StatusCode,
+    sent_credentials: bool,
+    unauthorized: Unauthorized,
+) -> Result<String, Failure> {
+    let code = status.as_u16();
+    match code {
+        200..=399 => Ok(format!("HTTP {code}")),
+        401 | 403 if !sent_credentials && unauthorized == Unauthorized::IsReachable => Ok(format!(
+            "reachable (HTTP {code} without credentials; credentials are not checked)"
+        )),
+        401 | 403 => Err(Failure::new(
+            ProbeCode::AuthFailed,
+            format!("HTTP {code}: credentials refused"),
+        )),
+        404 => Err(Failure::new(
+            ProbeCode::NotFound,
+            "HTTP 404: the resource does not exist",
+        )),
+        _ => Err(Failure::new(ProbeCode::HttpError, format!("HTTP {code}"))),
+    }
+}
+
+/// Maps a client error without its text (which may hold the URL, and so a token in a query string).
+fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        return Failure::new(ProbeCode::Timeout, "the request timed out");
+    }
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Failure::new(ProbeCode::ConnectionRefused, "the connection was refused");
+            }
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Failure::new(ProbeCode::Timeout, "connecting timed out");
+            }
+        }
+        chain.push_str(&s.to_string().to_lowercase());
+        source = s.source();
+    }
+    if [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "peer",
+    ]
+    .iter()
+    .any(|w| chain.contains(w))
+    {
+        return Failure::new(
+            ProbeCode::TlsFailed,
+            "the TLS handshake failed (certificate or protocol)",
+        );
+    }
+    if chain.contains("not checked by the ssrf guard") {
+        return Failure::new(
+            ProbeCode::DestinationBlocked,
+            "the destination was not checked by the SSRF guard",
+        );
+    }
+    if e.is_connect() {
+        return Failure::new(ProbeCode::ConnectionRefused, "the connection failed");
+    }
+    Failure::new(ProbeCode::HttpError, "the request failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        let c = |s: u16, creds: bool, u: Unauthorized| {
+            classify(StatusCode::from_u16(s).unwrap(), creds, u).map_err(|f| f.code)
+        };
+        assert!(c(200, false, Unauthorized::IsFailure).is_ok());
+        assert!(c(301, false, Unauthorized::IsFailure).is_ok());
+        assert_eq!(
+            c(401, false, Unauthorized::IsFailure),
+            Err(ProbeCode::AuthFailed)
+        );
+        assert_eq!(
+            c(403, true, Unauthorized::IsReachable),
+            Err(ProbeCode::AuthFailed)
+        );
+        assert!(c(403, false, Unauthorized::IsReachable).is_ok());
+        assert_eq!(
+            c(404, false, Unauthorized::IsReachable),
+            Err(ProbeCode::NotFound)
+        );
+        assert_eq!(
+            c(500, false, Unauthorized::IsFailure),
+            Err(ProbeCode::HttpError)
+        );
+        assert_eq!(
+            c(418, false, Unauthorized::IsFailure),
+            Err(ProbeCode::HttpError)
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Name resolution through the SSRF guard, and the pins that make HTTP connect only to checked addresses.
+
+use super::report::{Failure, ProbeCode};
+use super::ssrf::{literal_bare_host, Guard};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Resolves `host:port` and checks every address; the caller connects only to what this returns.
+pub async fn resolve_checked(
+    guard: &Guard,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(Vec<SocketAddr>, String), Failure> {
+    let addrs: Vec<SocketAddr> = match literal_bare_host(host) {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => {
+            let lookup = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await;
+            let mut addrs: Vec<SocketAddr> = match lookup {
+                Err(_) => {
+                    return Err(Failure::new(
+                        ProbeCode::Timeout,
+                        format!("resolving {host} timed out"),
+                    ))
+                }
+                Ok(Err(_)) => {
+                    return Err(Failure::new(
+                        ProbeCode::DnsFailed,
+                        format!("{host} does not resolve"),
+                    ))
+                }
+                Ok(Ok(addrs)) => addrs.collect(),
+            };
+            addrs.dedup();
+            addrs
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Failure::new(
+            ProbeCode::DnsFailed,
+            format!("{host} has no address"),
+        ));
+    }
+    let ips: Vec<_> = addrs.iter().map(SocketAddr::ip).collect();
+    guard.check_all(&ips).map_err(|b| {
+        Failure::new(
+            ProbeCode::DestinationBlocked,
+            format!("destination blocked: {b}"),
+        )
+    })?;
+    let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    Ok((addrs, format!("{host} → {}", list.join(", "))))
+}
+
+/// Host → checked addresses, read by the HTTP client instead of a DNS lookup of its own.
+/// A host that was not checked does not resolve at all.
+#[derive(Clone, Default)]
+pub struct Pins(Arc<Mutex<HashMap<String, (Vec<SocketAddr>, Instant)>>>);
+
+/// How long a pin stays; longer than any probe.
+const PIN_TTL: Duration = Duration::from_secs(120);
+
+impl Pins {
+    pub fn pin(&self, host: &str, addrs: Vec<SocketAddr>) {
+        if let Ok(mut map) = self.0.lock() {
+            let now = Instant::now();
+            map.retain(|_, (_, at)| now.duration_since(*at) < PIN_TTL);
+            map.insert(host.to_ascii_lowercase(), (addrs, now));
+        }
+    }
+
+    fn get(&self, host: &str) -> Option<Vec<SocketAddr>> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&host.to_ascii_lowercase())
+            .map(|(a, _)| a.clone())
+    }
+}
+
+impl reqwest::dns::Resolve for Pins {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found = self.get(name.as_str());
+        Box::pin(async move {
+            match found {
+                Some(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                None => Err("host was not checked by the SSRF guard".into()),
+            }
+        })
+    }
+}
