@@ -1,7 +1,9 @@
 //! Configuration read once at init from the environment.
 
+use crate::limits::rate::RatePolicy;
 use crate::token::TokenVerifier;
 use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
 
 /// Settings every function reads at init; a missing required variable stops the function with a clear message.
 pub struct Settings {
@@ -11,6 +13,10 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
+    /// Tests admitted per tenant per window (`TEST_RATE_LIMIT`, default 100).
+    pub test_rate_limit: u32,
+    /// The rate-limit window (`TEST_RATE_WINDOW_SECONDS`, default 60).
+    pub test_rate_window: Duration,
 }
 
 pub const DEFAULT_JWT_ISSUER: &str = "connectors-api-local";
@@ -18,6 +24,16 @@ pub const DEFAULT_JWT_AUDIENCE: &str = "connectors-api";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match var(name) {
+        None => default,
+        Some(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a positive whole number")),
+    }
 }
 
 impl Settings {
@@ -29,6 +45,15 @@ impl Settings {
             jwt_secret: var("JWT_SECRET"),
             jwt_issuer: var("JWT_ISSUER").unwrap_or_else(|| DEFAULT_JWT_ISSUER.to_string()),
             jwt_audience: var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_string()),
+            test_rate_limit: number("TEST_RATE_LIMIT", 100),
+            test_rate_window: Duration::from_secs(number("TEST_RATE_WINDOW_SECONDS", 60)),
+        }
+    }
+
+    pub fn rate_policy(&self) -> RatePolicy {
+        RatePolicy {
+            limit: self.test_rate_limit,
+            window: self.test_rate_window,
         }
     }
 

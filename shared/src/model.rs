@@ -167,6 +167,9 @@ pub struct Connector {
     pub updated_at: String,
     /// Incremented by every write; lets writers detect a concurrent change.
     pub version: u64,
+    /// Circuit breaker state of the test endpoint; absent means closed with no failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<crate::limits::breaker::Breaker>,
 }
 
 /// What clients see of a connector: everything but the sealed authConfig.
@@ -284,6 +287,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             version: 1,
+            breaker: None,
         };
         let v = serde_json::to_value(c.view()).unwrap();
         assert!(v.get("authConfig").is_none());

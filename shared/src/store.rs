@@ -5,12 +5,13 @@
 //! | connector   | `TENANT#<tenant>` | `CONNECTOR#<id>`          |
 //! | name claim  | `TENANT#<tenant>` | `NAME#<lowercased name>`  |
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
+//! | rate window | `TENANT#<tenant>` | `RATE#<window start>`     |
 
 use crate::model::Connector;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -66,6 +67,18 @@ pub trait ConnectorWriter: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Deletes the connector (still at `c.version`), frees its name and uncounts it.
     fn remove(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Counting requests in fixed windows (the rate limit).
+pub trait HitCounter: Send + Sync {
+    /// Adds one hit to the window unless it already holds `limit`: the new count, or None when full.
+    fn count_hit(
+        &self,
+        tenant: &str,
+        window_start: u64,
+        limit: u32,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
 }
 
 /// The DynamoDB implementation.
@@ -393,5 +406,46 @@ impl ConnectorWriter for DynamoStore {
             self.count_by(&c.tenant_id, -1)?,
         ];
         self.transact(items, |_| StoreError::Conflict).await
+    }
+}
+
+impl HitCounter for DynamoStore {
+    async fn count_hit(
+        &self,
+        tenant: &str,
+        window_start: u64,
+        limit: u32,
+        expires_at: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        // One conditional update: exact under any concurrency.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant, format!("RATE#{window_start}"))))
+            .update_expression("ADD hits :one SET expiresAt = :expires")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Some(
+                out.attributes()
+                    .and_then(|a| a.get("hits"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(limit),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
     }
 }

@@ -7,10 +7,15 @@ use aws_sdk_dynamodb::types::{
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared::envelope::KmsEnvelope;
+use shared::handlers::test::Tester;
 use shared::handlers::{create, delete, list, update};
+use shared::limits::breaker::BreakerPolicy;
+use shared::limits::rate::RatePolicy;
+use shared::probe::ssrf::Guard;
+use shared::probe::{ProbeSettings, Prober};
 use shared::store::DynamoStore;
 use shared::token::TokenVerifier;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 
 pub const TABLE: &str = "connectors-it";
@@ -20,6 +25,8 @@ const AUDIENCE: &str = "connectors-api";
 
 /// Clients and handler dependencies against the emulator.
 pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
+    pub tester: Tester<DynamoStore, KmsEnvelope>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
     pub key_id: String,
@@ -66,12 +73,43 @@ async fn build() -> Stack {
         });
     let key_id = key.key_metadata.expect("key metadata").key_id;
     Stack {
+        tester: tester_with(&sdk, &key_id, BreakerPolicy::default(), 100),
         store: DynamoStore::from_sdk(&sdk, TABLE),
         sealer: KmsEnvelope::from_sdk(&sdk, &key_id),
         verifier: TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
         dynamo,
         kms,
         key_id,
+        sdk,
+    }
+}
+
+/// Probe limits for tests: short, and only 127.0.0.1 allowed (the tests' own listeners).
+pub fn probe_settings() -> ProbeSettings {
+    ProbeSettings {
+        connect_timeout: Duration::from_millis(500),
+        total_timeout: Duration::from_millis(2000),
+        guard: Guard::from_allow_list("127.0.0.1").unwrap(),
+    }
+}
+
+/// A test endpoint with its own breaker policy and rate limit.
+pub fn tester_with(
+    sdk: &aws_config::SdkConfig,
+    key_id: &str,
+    breaker: BreakerPolicy,
+    rate_limit: u32,
+) -> Tester<DynamoStore, KmsEnvelope> {
+    Tester {
+        store: DynamoStore::from_sdk(sdk, TABLE),
+        sealer: KmsEnvelope::from_sdk(sdk, key_id),
+        prober: Prober::new(probe_settings(), sdk).unwrap(),
+        rate: RatePolicy {
+            limit: rate_limit,
+            window: Duration::from_secs(60),
+        },
+        breaker,
+        verifier: Some(TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)),
     }
 }
 
@@ -235,6 +273,7 @@ impl Call {
             ("POST", "/api/v1/connectors") => create::handle(&st.store, &st.sealer, v, req).await,
             ("PUT", "/api/v1/connectors") => update::handle(&st.store, &st.sealer, v, req).await,
             ("DELETE", "/api/v1/connectors") => delete::handle(&st.store, v, req).await,
+            ("POST", "/api/v1/connectors/test") => st.tester.handle(req).await,
             other => panic!("no route for {other:?}"),
         };
         Reply::from(resp)
@@ -330,6 +369,21 @@ impl Tenant {
             .json(body)
             .send()
             .await
+    }
+
+    pub async fn test(&self, id: &str) -> Reply {
+        Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&self.token)
+            .json(json!({ "id": id }))
+            .send()
+            .await
+    }
+
+    /// Creates a connector and returns its id, failing the test when the create fails.
+    pub async fn create_id(&self, body: Value) -> String {
+        let r = self.create(body).await;
+        assert_eq!(r.status, 201, "{}", r.raw);
+        r.body["id"].as_str().unwrap().to_string()
     }
 
     pub async fn delete(&self, id: &str) -> Reply {

@@ -67,6 +67,7 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
         created_at: now.clone(),
         updated_at: now,
         version: 1,
+        breaker: None,
     };
     let mut attempt = 1;
     loop {

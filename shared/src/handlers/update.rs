@@ -114,6 +114,10 @@ async fn apply<E: SecretSealer>(
             };
         }
     }
+    if patch.touches_config() {
+        // A new destination or credential deserves a fresh start.
+        next.breaker = None;
+    }
     match patch.status {
         Some(status) => next.status = status,
         // A changed destination or credential has not been tested yet.

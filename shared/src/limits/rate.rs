@@ -5,8 +5,7 @@
 //! items carry a TTL attribute; they are never read again after their window, so it does not matter
 //! when (or whether) TTL deletes them.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_dynamodb::Client;
+use crate::store::{HitCounter, StoreError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The policy: `limit` requests per `window` per tenant.
@@ -48,62 +47,34 @@ impl RatePolicy {
         format!("\"tenant\";q={};w={}", self.limit, self.window.as_secs())
     }
 
-    /// Counts one request; `Err` only when the store could not be asked.
-    pub async fn admit(
+    /// Counts one request against the tenant's current window.
+    pub async fn admit<C: HitCounter>(
         &self,
-        client: &Client,
-        table: &str,
+        counter: &C,
         tenant: &str,
         now: SystemTime,
-    ) -> Result<RateDecision, RateError> {
+    ) -> Result<RateDecision, StoreError> {
         let (start, end) = window_of(now, self.window);
-        let out = client
-            .update_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
-            .key("sk", AttributeValue::S(format!("RATE#{start}")))
-            .update_expression("ADD hits :one SET expiresAt = :expires")
-            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(self.limit.to_string()))
-            // Kept a window past its end so a late reader of the same window still sees it.
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N((end + self.window.as_secs()).to_string()),
-            )
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
+        // Kept a window past its end; never read after its window, so TTL timing does not matter.
+        let expires_at = end + self.window.as_secs();
         let reset_secs = secs_until(now, end);
-        match out {
-            Ok(out) => {
-                let hits = out
-                    .attributes()
-                    .and_then(|a| a.get("hits"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .unwrap_or(self.limit);
-                Ok(RateDecision {
+        Ok(
+            match counter
+                .count_hit(tenant, start, self.limit, expires_at)
+                .await?
+            {
+                Some(hits) => RateDecision {
                     allowed: true,
                     remaining: self.limit.saturating_sub(hits),
                     reset_secs,
-                })
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(RateDecision {
+                },
+                None => RateDecision {
                     allowed: false,
                     remaining: 0,
                     reset_secs,
-                })
-            }
-            Err(e) => {
-                tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "rate limit update failed");
-                Err(RateError)
-            }
-        }
+                },
+            },
+        )
     }
 }
 
@@ -113,10 +84,6 @@ impl RateDecision {
         format!("\"tenant\";r={};t={}", self.remaining, self.reset_secs)
     }
 }
-
-/// The rate-limit store could not be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateError;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,15 @@ pub async fn resolve_checked(
             addrs
         }
     };
+    check_resolved(guard, host, addrs)
+}
+
+/// Judges every address a name resolved to: one blocked address blocks the whole destination.
+pub fn check_resolved(
+    guard: &Guard,
+    host: &str,
+    addrs: Vec<SocketAddr>,
+) -> Result<(Vec<SocketAddr>, String), Failure> {
     if addrs.is_empty() {
         return Err(Failure::new(
             ProbeCode::DnsFailed,
@@ -47,7 +56,7 @@ pub async fn resolve_checked(
     guard.check_all(&ips).map_err(|b| {
         Failure::new(
             ProbeCode::DestinationBlocked,
-            format!("destination blocked: {b}"),
+            format!("destination blocked: {host} resolves to {b}"),
         )
     })?;
     let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
@@ -57,7 +66,10 @@ pub async fn resolve_checked(
 /// Host → checked addresses, read by the HTTP client instead of a DNS lookup of its own.
 /// A host that was not checked does not resolve at all.
 #[derive(Clone, Default)]
-pub struct Pins(Arc<Mutex<HashMap<String, (Vec<SocketAddr>, Instant)>>>);
+pub struct Pins(Arc<Mutex<HashMap<String, Pin>>>);
+
+/// Checked addresses and when they were checked.
+type Pin = (Vec<SocketAddr>, Instant);
 
 /// How long a pin stays; longer than any probe.
 const PIN_TTL: Duration = Duration::from_secs(120);
@@ -89,5 +101,61 @@ impl reqwest::dns::Resolve for Pins {
                 None => Err("host was not checked by the SSRF guard".into()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter()
+            .map(|a| SocketAddr::new(a.parse().unwrap(), 443))
+            .collect()
+    }
+
+    #[test]
+    fn a_name_with_any_private_address_is_blocked() {
+        let guard = Guard::default();
+        assert!(check_resolved(
+            &guard,
+            "public.example",
+            addrs(&["93.184.215.14", "2606:4700::1"])
+        )
+        .is_ok());
+        let mixed = check_resolved(
+            &guard,
+            "rebind.example",
+            addrs(&["93.184.215.14", "10.0.0.7"]),
+        )
+        .unwrap_err();
+        assert_eq!(mixed.code, ProbeCode::DestinationBlocked);
+        assert!(mixed.message.contains("10.0.0.0/8"), "{}", mixed.message);
+        let private =
+            check_resolved(&guard, "internal.example", addrs(&["192.168.1.1"])).unwrap_err();
+        assert_eq!(private.code, ProbeCode::DestinationBlocked);
+        assert_eq!(
+            check_resolved(&guard, "empty.example", vec![])
+                .unwrap_err()
+                .code,
+            ProbeCode::DnsFailed
+        );
+    }
+
+    #[test]
+    fn unpinned_hosts_do_not_resolve() {
+        use reqwest::dns::Resolve;
+        let pins = Pins::default();
+        pins.pin("Api.Example.com", addrs(&["93.184.215.14"]));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let found = rt
+            .block_on(pins.resolve("api.example.com".parse().unwrap()))
+            .map(|a| a.collect::<Vec<_>>());
+        assert_eq!(found.unwrap(), addrs(&["93.184.215.14"]));
+        assert!(rt
+            .block_on(pins.resolve("other.example.com".parse().unwrap()))
+            .is_err());
     }
 }

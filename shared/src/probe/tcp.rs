@@ -112,14 +112,17 @@ fn mismatch(expected: &str) -> Failure {
     )
 }
 
-/// SSLRequest (length 8, code 80877103); a Postgres answers a single `S` or `N`.
+/// SSLRequest (length 8, code 80877103); a Postgres answers a single `S` or `N` and then waits
+/// for us. A server that says more (an SSH banner starts with `S` too) is something else.
 async fn postgres(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
     send(stream, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f], limit).await?;
-    let mut buf = [0u8; 1];
-    read_at_least(stream, &mut buf, 1, limit).await?;
+    let mut buf = [0u8; 64];
+    let n = read_at_least(stream, &mut buf, 1, limit).await?;
+    let more = n > 1
+        || matches!(timeout(Duration::from_millis(50), stream.read(&mut buf[1..])).await, Ok(Ok(m)) if m > 0);
     match buf[0] {
-        b'S' => Ok("PostgreSQL answered the SSLRequest (TLS available)".into()),
-        b'N' => Ok("PostgreSQL answered the SSLRequest (no TLS)".into()),
+        b'S' if !more => Ok("PostgreSQL answered the SSLRequest (TLS available)".into()),
+        b'N' if !more => Ok("PostgreSQL answered the SSLRequest (no TLS)".into()),
         _ => Err(mismatch("PostgreSQL")),
     }
 }

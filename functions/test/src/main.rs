@@ -1,0 +1,30 @@
+//! POST /api/v1/connectors/test.
+
+use lambda_http::{run, service_fn, Error};
+use shared::config::{load_aws, Settings};
+use shared::envelope::KmsEnvelope;
+use shared::handlers::test::Tester;
+use shared::limits::breaker::BreakerPolicy;
+use shared::probe::{ProbeSettings, Prober};
+use shared::store::DynamoStore;
+use std::convert::Infallible;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let settings = Settings::from_env();
+    let aws = load_aws().await;
+    let probe_settings = ProbeSettings::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let tester = Tester {
+        store: DynamoStore::from_sdk(&aws, &settings.table_name),
+        sealer: KmsEnvelope::from_sdk(&aws, settings.require_kms_key()),
+        prober: Prober::new(probe_settings, &aws).unwrap_or_else(|e| panic!("{e}")),
+        rate: settings.rate_policy(),
+        breaker: BreakerPolicy::default(),
+        verifier: settings.token_verifier(),
+    };
+    run(service_fn(|req| async {
+        Ok::<_, Infallible>(tester.handle(req).await)
+    }))
+    .await
+}

@@ -1,0 +1,299 @@
+//! POST /api/v1/connectors/test: rate limit → load → circuit breaker → validate → probe → record.
+
+use super::respond;
+use crate::envelope::{SecretContext, SecretSealer};
+use crate::error::{ApiError, FieldProblem};
+use crate::http::{json, json_object};
+use crate::identity::{identify, WRITE_ROLES};
+use crate::ids::{format_rfc3339, is_connector_id};
+use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
+use crate::limits::rate::{RateDecision, RatePolicy};
+use crate::masking::mask;
+use crate::model::{Connector, ConnectorView, PlainSecret, Status};
+use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
+use crate::probe::Prober;
+use crate::store::{ConnectorReader, ConnectorWriter, HitCounter, StoreError};
+use crate::token::TokenVerifier;
+use crate::validate::{check_config, has_api_key};
+use lambda_http::http::header::{HeaderName, HeaderValue};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
+pub struct Tester<S, E> {
+    pub store: S,
+    pub sealer: E,
+    pub prober: Prober,
+    pub rate: RatePolicy,
+    pub breaker: BreakerPolicy,
+    pub verifier: Option<TokenVerifier>,
+}
+
+/// `circuit` in the response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitView {
+    pub state: CircuitState,
+    pub consecutive_failures: u32,
+    pub retry_at: Option<String>,
+}
+
+impl From<&Breaker> for CircuitView {
+    fn from(b: &Breaker) -> Self {
+        let retry_at = (b.state != CircuitState::Closed)
+            .then(|| format_rfc3339(UNIX_EPOCH + Duration::from_millis(b.retry_at_ms)));
+        Self {
+            state: b.state,
+            consecutive_failures: b.failures,
+            retry_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TestBody<'a> {
+    #[serde(flatten)]
+    connector: ConnectorView<'a>,
+    auth_config: Value,
+    diagnostics: &'a Diagnostics,
+    circuit: CircuitView,
+}
+
+/// The result of one probe of one connector, after it was recorded.
+pub struct Tested {
+    pub connector: Connector,
+    pub diagnostics: Diagnostics,
+    pub secret: Option<PlainSecret>,
+    /// False when the connector changed during the probe, so the result was not stored.
+    pub recorded: bool,
+}
+
+fn now_ms(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
+    let mut e = ApiError::new(
+        503,
+        "circuit_open",
+        "the circuit breaker of this connector is open after repeated failures; retry later",
+    );
+    e.retry_after = Some(
+        retry_at_ms
+            .saturating_sub(now_ms(now))
+            .div_ceil(1000)
+            .max(1) as u32,
+    );
+    e
+}
+
+impl<S, E> Tester<S, E>
+where
+    S: ConnectorReader + ConnectorWriter + HitCounter,
+    E: SecretSealer,
+{
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let who = match identify(&req, self.verifier.as_ref(), WRITE_ROLES) {
+            Ok(who) => who,
+            Err(e) => return e.into_response(),
+        };
+        let now = SystemTime::now();
+        let decision = match self.rate.admit(&self.store, &who.tenant_id, now).await {
+            Ok(d) => d,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        let mut resp = if decision.allowed {
+            respond(self.run(&who.tenant_id, &req, now).await)
+        } else {
+            let mut e = ApiError::new(
+                429,
+                "rate_limited",
+                format!(
+                    "at most {} tests per {} s per tenant",
+                    self.rate.limit,
+                    self.rate.window.as_secs()
+                ),
+            );
+            e.retry_after = Some(decision.reset_secs as u32);
+            e.into_response()
+        };
+        self.rate_headers(&mut resp, &decision);
+        resp
+    }
+
+    fn rate_headers(&self, resp: &mut Response<Body>, decision: &RateDecision) {
+        let headers = resp.headers_mut();
+        for (name, value) in [
+            ("ratelimit-policy", self.rate.policy_header()),
+            ("ratelimit", decision.header()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        tenant: &str,
+        req: &Request,
+        now: SystemTime,
+    ) -> Result<Response<Body>, ApiError> {
+        let id = match json_object(req)?.remove("id") {
+            Some(Value::String(id)) if is_connector_id(&id) => id,
+            None | Some(Value::Null) => {
+                return Err(ApiError::new(400, "missing_id", "id is required")
+                    .with_details(vec![FieldProblem::new("id", "required")]))
+            }
+            Some(_) => return Err(ApiError::invalid_id("id")),
+        };
+        let current = self
+            .store
+            .get(tenant, &id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let current = self.admit(current, now).await?;
+        let tested = self.test(current).await?;
+        let masked = tested
+            .secret
+            .as_ref()
+            .map_or(Value::Object(Map::new()), |s| {
+                mask(&Value::Object(s.0.clone()))
+            });
+        let breaker = tested.connector.breaker.unwrap_or_default();
+        let body = TestBody {
+            connector: tested.connector.view(),
+            auth_config: masked,
+            diagnostics: &tested.diagnostics,
+            circuit: CircuitView::from(&breaker),
+        };
+        tracing::info!(tenant = %tenant, connector = %id, code = ?tested.diagnostics.code, recorded = tested.recorded, "connector tested");
+        Ok(json(200, &body))
+    }
+
+    /// Lets the probe through the breaker; an open circuit answers 503, and of concurrent callers
+    /// at the end of an open period exactly one wins the trial (a conditional write).
+    async fn admit(&self, current: Connector, now: SystemTime) -> Result<Connector, ApiError> {
+        let breaker = current.breaker.unwrap_or_default();
+        match self.breaker.admit(&breaker, now_ms(now)) {
+            Admission::Allow => Ok(current),
+            Admission::Reject { retry_at_ms } => Err(circuit_open(retry_at_ms, now)),
+            Admission::Trial => {
+                let trial = self.breaker.start_trial(&breaker, now_ms(now));
+                let mut next = current.clone();
+                next.breaker = Some(trial);
+                next.version += 1;
+                match self.store.replace(&current, &next).await {
+                    Ok(()) => Ok(next),
+                    Err(StoreError::Conflict) => Err(circuit_open(trial.retry_at_ms, now)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Validates, probes and records one connector that the breaker admitted.
+    pub async fn test(&self, current: Connector) -> Result<Tested, ApiError> {
+        let secret = match &current.auth_config {
+            Some(sealed) => Some(
+                self.sealer
+                    .open(
+                        SecretContext {
+                            tenant_id: &current.tenant_id,
+                            connector_id: &current.id,
+                        },
+                        sealed,
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
+        let problems = check_config(
+            current.kind,
+            &current.config,
+            has_api_key(secret.as_ref().map(|s| &s.0)),
+        );
+        let diagnostics = if problems.is_empty() {
+            self.prober
+                .probe(
+                    current.kind,
+                    &current.config,
+                    &current.auth_method,
+                    secret.as_ref().map(|s| &s.0),
+                )
+                .await
+        } else {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect();
+            Recorder::default().finish(Err(Failure::new(
+                ProbeCode::InvalidConfig,
+                format!("invalid config: {}", list.join("; ")),
+            )))
+        };
+        let (connector, recorded) = self.record(current, &diagnostics).await?;
+        Ok(Tested {
+            connector,
+            diagnostics,
+            secret,
+            recorded,
+        })
+    }
+
+    /// Writes status, times and breaker, conditioned on the version read. When another write landed
+    /// meanwhile, the result is applied to the fresh item, unless what was probed has changed.
+    async fn record(
+        &self,
+        mut current: Connector,
+        d: &Diagnostics,
+    ) -> Result<(Connector, bool), ApiError> {
+        let outcome = match d.code {
+            ProbeCode::Ok => Outcome::Success,
+            code if !code.reached_network() => Outcome::NotCounted,
+            _ => Outcome::Failure,
+        };
+        let probed = current.clone();
+        for _ in 0..super::WRITE_ATTEMPTS {
+            let now = SystemTime::now();
+            let mut next = current.clone();
+            next.status = if d.code == ProbeCode::Ok {
+                Status::Active
+            } else {
+                Status::Error
+            };
+            next.last_tested_at = Some(format_rfc3339(now));
+            next.last_error = (d.code != ProbeCode::Ok).then(|| d.message.clone());
+            next.breaker = Some(self.breaker.record(
+                &current.breaker.unwrap_or_default(),
+                outcome,
+                now_ms(now),
+            ))
+            .filter(|b| *b != Breaker::default());
+            next.updated_at = format_rfc3339(now);
+            next.version = current.version + 1;
+            match self.store.replace(&current, &next).await {
+                Ok(()) => return Ok((next, true)),
+                Err(StoreError::Conflict) => {
+                    let Some(fresh) = self.store.get(&current.tenant_id, &current.id).await? else {
+                        return Ok((probed, false));
+                    };
+                    if fresh.kind != probed.kind
+                        || fresh.config != probed.config
+                        || fresh.auth_config != probed.auth_config
+                    {
+                        return Ok((fresh, false));
+                    }
+                    current = fresh;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((current, false))
+    }
+}

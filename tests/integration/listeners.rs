@@ -1,0 +1,130 @@
+//! Local peers for the probes: tiny servers that speak (or fail to speak) each protocol on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a listener does with each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    /// Answers an SSLRequest with `N` (after `delay`).
+    Postgres { delay: Duration },
+    /// Sends a protocol 10 greeting.
+    Mysql,
+    /// Sends an SSH banner.
+    Ssh,
+    /// Answers an OP_MSG with an OP_MSG.
+    Mongo,
+    /// Answers ApiVersions.
+    Kafka,
+    /// An HTTP server with a route per behaviour (see `http_reply`).
+    Http,
+    /// Accepts and never answers.
+    Silent,
+}
+
+/// Starts a listener on 127.0.0.1 and returns its address; it runs until the test ends.
+pub async fn listen(peer: Peer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(peer, stream));
+        }
+    });
+    addr
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn serve(peer: Peer, mut s: TcpStream) {
+    let mut buf = vec![0u8; 4096];
+    match peer {
+        Peer::Postgres { delay } => {
+            if s.read_exact(&mut buf[..8]).await.is_ok()
+                && buf[..8] == [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]
+            {
+                tokio::time::sleep(delay).await;
+                let _ = s.write_all(b"N").await;
+            }
+        }
+        Peer::Mysql => {
+            let mut payload = vec![10u8];
+            payload.extend_from_slice(b"8.0.36\0");
+            payload.extend_from_slice(&[0; 40]);
+            let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+            packet.push(0);
+            packet.extend_from_slice(&payload);
+            let _ = s.write_all(&packet).await;
+        }
+        Peer::Ssh => {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6p1 Debian\r\n").await;
+        }
+        Peer::Mongo => {
+            if s.read_exact(&mut buf[..16]).await.is_ok() {
+                let request_id = &buf[4..8].to_vec();
+                let mut reply = Vec::new();
+                reply.extend_from_slice(&21i32.to_le_bytes());
+                reply.extend_from_slice(&7i32.to_le_bytes());
+                reply.extend_from_slice(request_id);
+                reply.extend_from_slice(&2013i32.to_le_bytes());
+                reply.extend_from_slice(&[0, 0, 0, 0, 0]);
+                let _ = s.write_all(&reply).await;
+            }
+        }
+        Peer::Kafka => {
+            if s.read_exact(&mut buf[..12]).await.is_ok() {
+                let correlation = buf[8..12].to_vec();
+                let mut reply = 6i32.to_be_bytes().to_vec();
+                reply.extend_from_slice(&correlation);
+                reply.extend_from_slice(&0i16.to_be_bytes());
+                let _ = s.write_all(&reply).await;
+            }
+        }
+        Peer::Http => {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let mut words = request.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let auth = request
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .map(|l| l[14..].trim().to_string());
+            let _ = s
+                .write_all(http_reply(method, path, auth.as_deref()).as_bytes())
+                .await;
+        }
+        Peer::Silent => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    }
+}
+
+fn http_reply(method: &str, path: &str, auth: Option<&str>) -> String {
+    let (status, extra) = match path {
+        "/ok" => ("200 OK", String::new()),
+        "/moved" => ("301 Moved Permanently", "Location: /ok\r\n".to_string()),
+        "/chain" => ("302 Found", "Location: /moved\r\n".to_string()),
+        "/loop" => ("302 Found", "Location: /loop\r\n".to_string()),
+        "/to-private" => ("302 Found", "Location: http://10.0.0.1/\r\n".to_string()),
+        "/to-metadata" => (
+            "302 Found",
+            "Location: http://169.254.169.254/latest/meta-data/\r\n".to_string(),
+        ),
+        "/auth" => ("401 Unauthorized", String::new()),
+        "/forbidden" => ("403 Forbidden", String::new()),
+        "/missing" => ("404 Not Found", String::new()),
+        "/boom" => ("500 Internal Server Error", String::new()),
+        "/nohead" if method == "HEAD" => ("405 Method Not Allowed", String::new()),
+        "/nohead" => ("200 OK", String::new()),
+        "/needs-token" if auth == Some("Bearer s3cret-token") => ("200 OK", String::new()),
+        "/needs-token" => ("401 Unauthorized", String::new()),
+        _ => ("404 Not Found", String::new()),
+    };
+    format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+}
