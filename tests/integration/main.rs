@@ -5,6 +5,7 @@ mod crud;
 mod events;
 mod identity;
 mod input;
+mod limits;
 mod listeners;
 mod names;
 mod paging;
