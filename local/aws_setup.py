@@ -2,7 +2,7 @@
 the environment the functions need, one KEY=VALUE a line.
 
 Usage: aws_setup.py ENDPOINT_URL TABLE_NAME
-The table mirrors template.yaml: string keys pk/sk, on-demand billing.
+The table mirrors template.yaml: string keys pk/sk, the sparse keys-only `due` index, on-demand billing.
 """
 
 import sys
@@ -25,10 +25,22 @@ def main() -> int:
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "dueShard", "AttributeType": "S"},
+                {"AttributeName": "nextProbeAt", "AttributeType": "S"},
             ],
             KeySchema=[
                 {"AttributeName": "pk", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "due",
+                    "KeySchema": [
+                        {"AttributeName": "dueShard", "KeyType": "HASH"},
+                        {"AttributeName": "nextProbeAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
             ],
             BillingMode="PAY_PER_REQUEST",
         )

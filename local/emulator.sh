@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the AWS emulator (moto server: DynamoDB, KMS, S3) on 127.0.0.1:$1 in the background,
+# Starts the AWS emulator (moto, see emulator.py) on 127.0.0.1:$1 in the background,
 # writes its pid to $2 and waits until it answers. Fails loudly when it does not come up.
 set -euo pipefail
 port=${1:?port}
@@ -16,7 +16,7 @@ then
   echo "port $port is already in use: stop what runs there or choose another port" >&2
   exit 1
 fi
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$root/.venv/bin/python" "$root/local/emulator.py" "$port" >"$log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then

@@ -1,5 +1,6 @@
 //! Configuration read once at init from the environment.
 
+use crate::handlers::test::SweepSettings;
 use crate::limits::rate::RatePolicy;
 use crate::token::TokenVerifier;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -17,6 +18,7 @@ pub struct Settings {
     pub test_rate_limit: u32,
     /// The rate-limit window (`TEST_RATE_WINDOW_SECONDS`, default 60).
     pub test_rate_window: Duration,
+    pub sweep: SweepSettings,
 }
 
 pub const DEFAULT_JWT_ISSUER: &str = "connectors-api-local";
@@ -47,6 +49,10 @@ impl Settings {
             jwt_audience: var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_string()),
             test_rate_limit: number("TEST_RATE_LIMIT", 100),
             test_rate_window: Duration::from_secs(number("TEST_RATE_WINDOW_SECONDS", 60)),
+            sweep: SweepSettings {
+                interval: Duration::from_secs(number("SWEEP_INTERVAL_SECONDS", 3600)),
+                concurrency: number("SWEEP_CONCURRENCY", 16),
+            },
         }
     }
 

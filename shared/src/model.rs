@@ -170,6 +170,38 @@ pub struct Connector {
     /// Circuit breaker state of the test endpoint; absent means closed with no failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<crate::limits::breaker::Breaker>,
+    /// Key of the sparse `due` index: `DUE#<shard>`; absent for inactive connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_shard: Option<String>,
+    /// When the scheduled sweep should probe next (RFC 3339, so it sorts); absent when inactive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_probe_at: Option<String>,
+}
+
+/// Shards of the `due` index: spreads the sweep's reads over partitions.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The `due` index shard of a connector id (FNV-1a, stable across processes).
+pub fn due_shard(id: &str) -> String {
+    let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("DUE#{}", hash % DUE_SHARDS)
+}
+
+impl Connector {
+    /// Keeps the sweep schedule in step with the status: inactive connectors leave the index.
+    pub fn schedule(&mut self, next_probe_at: Option<String>) {
+        if self.status == Status::Inactive {
+            self.due_shard = None;
+            self.next_probe_at = None;
+        } else {
+            self.due_shard = Some(due_shard(&self.id));
+            self.next_probe_at = next_probe_at
+                .or_else(|| self.next_probe_at.take())
+                .or_else(|| Some(self.updated_at.clone()));
+        }
+    }
 }
 
 /// What clients see of a connector: everything but the sealed authConfig.
@@ -288,11 +320,29 @@ mod tests {
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             version: 1,
             breaker: None,
+            due_shard: None,
+            next_probe_at: None,
         };
         let v = serde_json::to_value(c.view()).unwrap();
         assert!(v.get("authConfig").is_none());
         assert_eq!(v["authConfigFields"], serde_json::json!(["password"]));
         assert_eq!(v["description"], Value::Null);
         assert_eq!(v["type"], "webhook");
+        assert!(v.get("nextProbeAt").is_none() && v.get("breaker").is_none());
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let ids: Vec<String> = (0..400).map(|_| crate::ids::new_connector_id()).collect();
+        let mut counts = std::collections::HashMap::new();
+        for id in &ids {
+            assert_eq!(due_shard(id), due_shard(id));
+            *counts.entry(due_shard(id)).or_insert(0) += 1;
+        }
+        assert_eq!(
+            counts.len(),
+            DUE_SHARDS as usize,
+            "every shard used: {counts:?}"
+        );
     }
 }

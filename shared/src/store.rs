@@ -6,6 +6,9 @@
 //! | name claim  | `TENANT#<tenant>` | `NAME#<lowercased name>`  |
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
 //! | rate window | `TENANT#<tenant>` | `RATE#<window start>`     |
+//!
+//! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
+//! scheduled sweep probes; inactive connectors carry neither attribute.
 
 use crate::model::Connector;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -67,6 +70,19 @@ pub trait ConnectorWriter: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Deletes the connector (still at `c.version`), frees its name and uncounts it.
     fn remove(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The index the scheduled sweep reads.
+pub const DUE_INDEX: &str = "due";
+
+/// Finding connectors whose scheduled probe is due, without a table scan.
+pub trait DueConnectors: Send + Sync {
+    /// (tenant, connector id) of the connectors in `shard` due at or before `now` (RFC 3339).
+    fn due(
+        &self,
+        shard: &str,
+        now: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 }
 
 /// Counting requests in fixed windows (the rate limit).
@@ -243,15 +259,19 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 }
 
 /// Maps an SDK failure (after the SDK's own retries) and logs its text, which never reaches a client.
-fn sdk_error<E, R>(op: &'static str, e: SdkError<E, R>) -> StoreError
+fn sdk_error<E>(
+    op: &'static str,
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let transient = match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
+        // A 5xx is DynamoDB's own trouble: worth a retry, whatever its code.
+        SdkError::ServiceError(se) if se.raw().status().as_u16() >= 500 => true,
         SdkError::ServiceError(se) => matches!(
             se.err().code(),
             Some(
@@ -377,10 +397,29 @@ impl ConnectorWriter for DynamoStore {
     }
 
     async fn replace(&self, old: &Connector, new: &Connector) -> Result<(), StoreError> {
-        let put = self.put_connector(new, "version = :v", Some(old.version))?;
         if old.name.to_lowercase() == new.name.to_lowercase() {
-            return self.transact(vec![put], |_| StoreError::Conflict).await;
+            // One item: a conditional PutItem does it (half the cost of a transaction).
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::connector_item(new)?))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(old.version.to_string()))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    Err(StoreError::Conflict)
+                }
+                Err(e) => Err(sdk_error("PutItem", e)),
+            };
         }
+        let put = self.put_connector(new, "version = :v", Some(old.version))?;
         let items = vec![put, self.release_name(old)?, self.claim_name(new)?];
         self.transact(items, |i| {
             if i == 2 {
@@ -446,6 +485,44 @@ impl HitCounter for DynamoStore {
                 Ok(None)
             }
             Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+}
+
+impl DueConnectors for DynamoStore {
+    async fn due(&self, shard: &str, now: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("dueShard = :shard AND nextProbeAt <= :now")
+                .expression_attribute_values(":shard", s(shard))
+                .expression_attribute_values(":now", s(now))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let pk = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|p| p.strip_prefix("TENANT#"));
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|k| k.strip_prefix("CONNECTOR#"));
+                if let (Some(tenant), Some(id)) = (pk, sk) {
+                    found.push((tenant.to_string(), id.to_string()));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(lek) if !lek.is_empty() => start = Some(lek),
+                _ => return Ok(found),
+            }
         }
     }
 }

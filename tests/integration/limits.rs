@@ -5,7 +5,8 @@ use crate::support::{stack, tester_with, Call, Reply, Tenant};
 use futures_like::join_all;
 use serde_json::json;
 use shared::limits::breaker::BreakerPolicy;
-use std::time::Duration;
+use shared::limits::rate::RatePolicy;
+use std::time::{Duration, SystemTime};
 
 /// Minimal join_all over spawned tasks (keeps the dependency list short).
 mod futures_like {
@@ -24,28 +25,68 @@ fn pg(name: &str, addr: std::net::SocketAddr) -> serde_json::Value {
 
 #[tokio::test]
 async fn exactly_the_limit_is_admitted_under_concurrency() {
-    let t = Tenant::new("rate");
-    let token = t.token.clone();
-    // Unknown ids: every admitted call ends in 404 after counting, so only the limiter decides.
+    let st = stack().await;
+    let tenant = crate::support::unique_tenant("rate");
+    let policy = RatePolicy {
+        limit: 100,
+        window: Duration::from_secs(60),
+    };
+    // One fixed moment, so all 150 calls fall in one window whatever the clock does meanwhile.
+    let now = SystemTime::now();
     let calls = (0..150).map(|_| {
-        let token = token.clone();
-        tokio::spawn(async move {
-            Call::new("POST", "/api/v1/connectors/test").bearer(&token).json(json!({"id": "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV"})).send().await
-        })
+        let (store, tenant) = (st.store.clone(), tenant.clone());
+        tokio::spawn(async move { policy.admit(&store, &tenant, now).await.unwrap() })
     });
-    let replies: Vec<Reply> = join_all(calls.collect()).await;
-    let admitted = replies.iter().filter(|r| r.status == 404).count();
-    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
-    assert_eq!((admitted, limited.len()), (100, 50));
-    for r in &limited {
+    let decisions = join_all(calls.collect()).await;
+    let admitted = decisions.iter().filter(|d| d.allowed).count();
+    assert_eq!(admitted, 100);
+    let mut remaining: Vec<u32> = decisions
+        .iter()
+        .filter(|d| d.allowed)
+        .map(|d| d.remaining)
+        .collect();
+    remaining.sort();
+    assert_eq!(
+        remaining,
+        (0..100).collect::<Vec<u32>>(),
+        "each admitted call saw its own count"
+    );
+    assert!(decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .all(|d| d.remaining == 0 && (1..=60).contains(&d.reset_secs)));
+}
+
+#[tokio::test]
+async fn over_the_limit_the_endpoint_answers_429_with_headers() {
+    let st = stack().await;
+    let tester = tester_with(&st.sdk, &st.key_id, BreakerPolicy::default(), 2);
+    for _ in 0..3 {
+        let t = Tenant::new("rate429");
+        let window = shared::limits::rate::window_of(SystemTime::now(), Duration::from_secs(60));
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for _ in 0..3 {
+            let r = call(&tester, &t, "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
+            statuses.push(r.status);
+            last = Some(r);
+        }
+        if shared::limits::rate::window_of(SystemTime::now(), Duration::from_secs(60)) != window {
+            continue; // the calls straddled two windows; try again in the new one
+        }
+        assert_eq!(statuses, [404, 404, 429]);
+        let r = last.unwrap();
         assert_eq!(r.code(), "rate_limited");
         let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry));
-        assert!(r.headers["ratelimit"].to_str().unwrap().starts_with("\"tenant\";r=0;t="));
-        assert_eq!(r.headers["ratelimit-policy"], "\"tenant\";q=100;w=60");
+        assert!(r.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"tenant\";r=0;t="));
+        assert_eq!(r.headers["ratelimit-policy"], "\"tenant\";q=2;w=60");
+        return;
     }
-    // Another tenant has its own window.
-    assert_eq!(Tenant::new("rate-other").test("conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await.status, 404);
+    panic!("three attempts straddled a window boundary");
 }
 
 #[tokio::test]
@@ -54,7 +95,10 @@ async fn five_failures_open_the_circuit_and_an_update_resets_it() {
     let id = t.create_id(pg("flaky", closed_port().await)).await;
     for i in 1..=5 {
         let r = t.test(&id).await;
-        assert_eq!((r.status, r.body["diagnostics"]["code"].as_str()), (200, Some("connection_refused")));
+        assert_eq!(
+            (r.status, r.body["diagnostics"]["code"].as_str()),
+            (200, Some("connection_refused"))
+        );
         assert_eq!(r.body["circuit"]["consecutiveFailures"], i);
         let state = if i < 5 { "closed" } else { "open" };
         assert_eq!(r.body["circuit"]["state"], state, "after {i} failures");
@@ -63,37 +107,70 @@ async fn five_failures_open_the_circuit_and_an_update_resets_it() {
     assert_eq!((r.status, r.code()), (503, "circuit_open"));
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((55..=60).contains(&retry), "open for 60 s: {retry}");
-    assert!(r.headers.contains_key("ratelimit"), "rate headers on every response");
+    assert!(
+        r.headers.contains_key("ratelimit"),
+        "rate headers on every response"
+    );
 
     // A new destination closes the circuit.
-    let live = listen(Peer::Postgres { delay: Duration::ZERO }).await;
+    let live = listen(Peer::Postgres {
+        delay: Duration::ZERO,
+    })
+    .await;
     let u = t.update(json!({"id": id, "config": {"host": "127.0.0.1", "port": live.port(), "database": "d"}})).await;
     assert_eq!(u.status, 200, "{}", u.raw);
     let r = t.test(&id).await;
-    assert_eq!((r.status, r.body["diagnostics"]["code"].as_str()), (200, Some("ok")));
-    assert_eq!(r.body["circuit"], json!({"state": "closed", "consecutiveFailures": 0, "retryAt": null}));
+    assert_eq!(
+        (r.status, r.body["diagnostics"]["code"].as_str()),
+        (200, Some("ok"))
+    );
+    assert_eq!(
+        r.body["circuit"],
+        json!({"state": "closed", "consecutiveFailures": 0, "retryAt": null})
+    );
 }
 
 #[tokio::test]
 async fn blocked_and_invalid_configs_do_not_count() {
     let t = Tenant::new("uncounted");
-    let id = t.create_id(json!({"name": "blocked", "type": "rest_api", "config": {"url": "http://10.1.2.3/"}})).await;
+    let id = t
+        .create_id(
+            json!({"name": "blocked", "type": "rest_api", "config": {"url": "http://10.1.2.3/"}}),
+        )
+        .await;
     for _ in 0..7 {
         let r = t.test(&id).await;
-        assert_eq!((r.status, r.body["diagnostics"]["code"].as_str()), (200, Some("destination_blocked")));
+        assert_eq!(
+            (r.status, r.body["diagnostics"]["code"].as_str()),
+            (200, Some("destination_blocked"))
+        );
         assert_eq!(r.body["circuit"]["consecutiveFailures"], 0);
     }
 }
 
 /// A tester whose open period is zero, so the trial can be reached without waiting.
-async fn instant_reopen_tester() -> shared::handlers::test::Tester<shared::store::DynamoStore, shared::envelope::KmsEnvelope> {
+async fn instant_reopen_tester(
+) -> shared::handlers::test::Tester<shared::store::DynamoStore, shared::envelope::KmsEnvelope> {
     let st = stack().await;
-    let policy = BreakerPolicy { base_open: Duration::ZERO, ..BreakerPolicy::default() };
+    let policy = BreakerPolicy {
+        base_open: Duration::ZERO,
+        ..BreakerPolicy::default()
+    };
     tester_with(&st.sdk, &st.key_id, policy, 1000)
 }
 
-async fn call(tester: &shared::handlers::test::Tester<shared::store::DynamoStore, shared::envelope::KmsEnvelope>, t: &Tenant, id: &str) -> Reply {
-    let event = Call::new("POST", "/api/v1/connectors/test").bearer(&t.token).json(json!({"id": id})).event();
+async fn call(
+    tester: &shared::handlers::test::Tester<
+        shared::store::DynamoStore,
+        shared::envelope::KmsEnvelope,
+    >,
+    t: &Tenant,
+    id: &str,
+) -> Reply {
+    let event = Call::new("POST", "/api/v1/connectors/test")
+        .bearer(&t.token)
+        .json(json!({"id": id}))
+        .event();
     let req = lambda_http::request::from_str(&event.to_string()).unwrap();
     Reply::from(tester.handle(req).await)
 }
@@ -109,14 +186,25 @@ async fn half_open_admits_exactly_one_trial() {
     }
     // Point the stored config at a slow peer without resetting the breaker (a raw write, as an
     // operator's fix of DNS would look from here), so the trial takes a while.
-    let slow = listen(Peer::Postgres { delay: Duration::from_millis(400) }).await;
+    let slow = listen(Peer::Postgres {
+        delay: Duration::from_millis(400),
+    })
+    .await;
     let st = stack().await;
-    let current = shared::store::ConnectorReader::get(&st.store, &t.id, &id).await.unwrap().unwrap();
-    assert_eq!(current.breaker.unwrap().state, shared::limits::breaker::CircuitState::Open);
+    let current = shared::store::ConnectorReader::get(&st.store, &t.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        current.breaker.unwrap().state,
+        shared::limits::breaker::CircuitState::Open
+    );
     let mut next = current.clone();
     next.config.insert("port".into(), json!(slow.port()));
     next.version += 1;
-    shared::store::ConnectorWriter::replace(&st.store, &current, &next).await.unwrap();
+    shared::store::ConnectorWriter::replace(&st.store, &current, &next)
+        .await
+        .unwrap();
 
     let calls = (0..10).map(|_| {
         let (tester, t, id) = (tester.clone(), t.clone(), id.clone());
@@ -124,10 +212,21 @@ async fn half_open_admits_exactly_one_trial() {
     });
     let replies = join_all(calls.collect()).await;
     let trials: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
-    let rejected = replies.iter().filter(|r| r.status == 503 && r.code() == "circuit_open").count();
-    assert_eq!((trials.len(), rejected), (1, 9), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    let rejected = replies
+        .iter()
+        .filter(|r| r.status == 503 && r.code() == "circuit_open")
+        .count();
+    assert_eq!(
+        (trials.len(), rejected),
+        (1, 9),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert_eq!(trials[0].body["diagnostics"]["code"], "ok");
-    assert_eq!(trials[0].body["circuit"]["state"], "closed", "a successful trial closes the circuit");
+    assert_eq!(
+        trials[0].body["circuit"]["state"], "closed",
+        "a successful trial closes the circuit"
+    );
 }
 
 #[tokio::test]
@@ -140,9 +239,21 @@ async fn a_failed_trial_reopens_for_longer() {
     }
     // Open period 0: the next call is the trial; it fails and re-opens.
     let r = call(&tester, &t, &id).await;
-    assert_eq!((r.status, r.body["circuit"]["state"].as_str()), (200, Some("open")), "{}", r.raw);
+    assert_eq!(
+        (r.status, r.body["circuit"]["state"].as_str()),
+        (200, Some("open")),
+        "{}",
+        r.raw
+    );
     assert_eq!(r.body["circuit"]["consecutiveFailures"], 6);
     let st = stack().await;
-    let stored = shared::store::ConnectorReader::get(&st.store, &t.id, &id).await.unwrap().unwrap();
-    assert_eq!(stored.breaker.unwrap().opens, 2, "each re-open doubles the next open period");
+    let stored = shared::store::ConnectorReader::get(&st.store, &t.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.breaker.unwrap().opens,
+        2,
+        "each re-open doubles the next open period"
+    );
 }

@@ -12,3 +12,4 @@ mod paging;
 mod probes;
 mod secrets;
 mod support;
+mod sweep;

@@ -2,12 +2,13 @@
 //! one key per test run, and helpers that drive the handlers with API Gateway v2 events.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared::envelope::KmsEnvelope;
-use shared::handlers::test::Tester;
+use shared::handlers::test::{SweepSettings, Tester};
 use shared::handlers::{create, delete, list, update};
 use shared::limits::breaker::BreakerPolicy;
 use shared::limits::rate::RatePolicy;
@@ -59,7 +60,7 @@ async fn build() -> Stack {
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let kms = aws_sdk_kms::Client::new(&sdk);
-    create_table(&dynamo).await;
+    create_table(&dynamo, TABLE).await;
     let key = kms
         .create_key()
         .description("connectors-api integration tests")
@@ -110,10 +111,12 @@ pub fn tester_with(
         },
         breaker,
         verifier: Some(TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)),
+        sweep: SweepSettings::default(),
     }
 }
 
-async fn create_table(dynamo: &aws_sdk_dynamodb::Client) {
+/// The table as template.yaml defines it: pk/sk, and the sparse keys-only `due` index.
+pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -130,11 +133,26 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client) {
     };
     let result = dynamo
         .create_table()
-        .table_name(TABLE)
+        .table_name(table)
         .attribute_definitions(attr("pk"))
         .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("dueShard"))
+        .attribute_definitions(attr("nextProbeAt"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(shared::store::DUE_INDEX)
+                .key_schema(key("dueShard", KeyType::Hash))
+                .key_schema(key("nextProbeAt", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;

@@ -1,4 +1,4 @@
-//! POST /api/v1/connectors/test.
+//! POST /api/v1/connectors/test, and the scheduled sweep (EventBridge scheduled events).
 
 use lambda_http::{run, service_fn, Error};
 use shared::config::{load_aws, Settings};
@@ -22,9 +22,10 @@ async fn main() -> Result<(), Error> {
         rate: settings.rate_policy(),
         breaker: BreakerPolicy::default(),
         verifier: settings.token_verifier(),
+        sweep: settings.sweep,
     };
     run(service_fn(|req| async {
-        Ok::<_, Infallible>(tester.handle(req).await)
+        Ok::<_, Infallible>(tester.handle_event(req).await)
     }))
     .await
 }

@@ -48,7 +48,7 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
         None => None,
     };
     let now = now_rfc3339();
-    let connector = Connector {
+    let mut connector = Connector {
         id,
         tenant_id: who.tenant_id.clone(),
         name: new.name,
@@ -68,7 +68,11 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
         updated_at: now,
         version: 1,
         breaker: None,
+        due_shard: None,
+        next_probe_at: None,
     };
+    // Due at once: the next sweep probes it.
+    connector.schedule(None);
     let mut attempt = 1;
     loop {
         match store.insert(&connector).await {

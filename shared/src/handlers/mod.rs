@@ -3,6 +3,7 @@
 pub mod create;
 pub mod delete;
 pub mod list;
+pub mod sweep;
 pub mod test;
 pub mod update;
 

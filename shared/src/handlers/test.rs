@@ -12,7 +12,7 @@ use crate::masking::mask;
 use crate::model::{Connector, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::Prober;
-use crate::store::{ConnectorReader, ConnectorWriter, HitCounter, StoreError};
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::{check_config, has_api_key};
 use lambda_http::http::header::{HeaderName, HeaderValue};
@@ -29,6 +29,25 @@ pub struct Tester<S, E> {
     pub rate: RatePolicy,
     pub breaker: BreakerPolicy,
     pub verifier: Option<TokenVerifier>,
+    pub sweep: SweepSettings,
+}
+
+/// The scheduled sweep's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// Time between two scheduled probes of one connector (`SWEEP_INTERVAL_SECONDS`, default 3600).
+    pub interval: Duration,
+    /// Probes run at once (`SWEEP_CONCURRENCY`, default 16).
+    pub concurrency: usize,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(3600),
+            concurrency: 16,
+        }
+    }
 }
 
 /// `circuit` in the response.
@@ -94,7 +113,7 @@ fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
 
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + HitCounter,
+    S: ConnectorReader + ConnectorWriter + HitCounter + DueConnectors,
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -178,7 +197,11 @@ where
 
     /// Lets the probe through the breaker; an open circuit answers 503, and of concurrent callers
     /// at the end of an open period exactly one wins the trial (a conditional write).
-    async fn admit(&self, current: Connector, now: SystemTime) -> Result<Connector, ApiError> {
+    pub(super) async fn admit(
+        &self,
+        current: Connector,
+        now: SystemTime,
+    ) -> Result<Connector, ApiError> {
         let breaker = current.breaker.unwrap_or_default();
         match self.breaker.admit(&breaker, now_ms(now)) {
             Admission::Allow => Ok(current),
@@ -277,6 +300,7 @@ where
             .filter(|b| *b != Breaker::default());
             next.updated_at = format_rfc3339(now);
             next.version = current.version + 1;
+            next.schedule(Some(format_rfc3339(now + self.sweep.interval)));
             match self.store.replace(&current, &next).await {
                 Ok(()) => return Ok((next, true)),
                 Err(StoreError::Conflict) => {

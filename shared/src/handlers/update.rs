@@ -129,6 +129,9 @@ async fn apply<E: SecretSealer>(
     }
     next.updated_at = now_rfc3339();
     next.version = current.version + 1;
+    // A changed destination is due at once; otherwise the schedule stays (or leaves, if inactive).
+    let due_now = patch.touches_config() || current.status == Status::Inactive;
+    next.schedule(due_now.then(|| next.updated_at.clone()));
     Ok(next)
 }
 

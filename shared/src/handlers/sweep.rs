@@ -1,0 +1,154 @@
+//! The scheduled sweep: probes every due connector across tenants, through the same breaker and
+//! recording as the test endpoint, with bounded concurrency, and stops starting probes when the
+//! Lambda deadline is near.
+
+use super::test::Tester;
+use crate::envelope::SecretSealer;
+use crate::error::ApiError;
+use crate::http::json;
+use crate::ids::format_rfc3339;
+use crate::model::{Status, DUE_SHARDS};
+use crate::probe::report::ProbeCode;
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter};
+use futures_util::stream::{self, StreamExt};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepSummary {
+    pub probed: usize,
+    pub ok: usize,
+    pub failed: usize,
+    /// Due but not probed: open circuit, deleted or inactive meanwhile, or no time left.
+    pub skipped: usize,
+}
+
+enum Swept {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// True for the events that start a sweep: an EventBridge scheduled event (the schedule in
+/// template.yaml sends this shape as its input).
+pub fn is_scheduled_event(event: &Value) -> bool {
+    event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// Time kept in hand after the last probe starts (to record it and answer).
+const MARGIN: Duration = Duration::from_secs(2);
+
+impl<S, E> Tester<S, E>
+where
+    S: ConnectorReader + ConnectorWriter + HitCounter + DueConnectors,
+    E: SecretSealer,
+{
+    /// The test function's entry point: HTTP requests go to the endpoint, scheduled events to the
+    /// sweep, and any other direct invocation gets a 400.
+    pub async fn handle_event(&self, req: Request) -> Response<Body> {
+        if !matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
+            return self.handle(req).await;
+        }
+        let event: Value = match req.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        if !is_scheduled_event(&event) {
+            return ApiError::new(
+                400,
+                "unsupported_event",
+                "the test function takes API Gateway requests and scheduled events only",
+            )
+            .into_response();
+        }
+        // A deadline of 0 (local runtimes) means none.
+        let deadline = req
+            .lambda_context_ref()
+            .filter(|c| c.deadline > 0)
+            .map(|c| c.deadline());
+        json(200, &self.sweep(deadline).await)
+    }
+
+    /// Runs one sweep; `deadline` is the invocation's deadline.
+    pub async fn sweep(&self, deadline: Option<SystemTime>) -> SweepSummary {
+        let now = format_rfc3339(SystemTime::now());
+        let now = now.as_str();
+        let shards = (0..DUE_SHARDS).map(|n| format!("DUE#{n}"));
+        let lists: Vec<_> = stream::iter(shards)
+            .map(|shard| async move { self.store.due(&shard, &now).await })
+            .buffer_unordered(DUE_SHARDS as usize)
+            .collect()
+            .await;
+        let mut due = Vec::new();
+        for list in lists {
+            match list {
+                Ok(items) => due.extend(items),
+                Err(e) => tracing::error!(error = ?e, "a due shard could not be read"),
+            }
+        }
+        let budget = self.prober.settings().total_timeout + MARGIN;
+        let results: Vec<Swept> = stream::iter(due)
+            .map(|(tenant, id)| async move {
+                let time_left = deadline.is_none_or(|d| {
+                    d.duration_since(SystemTime::now())
+                        .is_ok_and(|left| left > budget)
+                });
+                if !time_left {
+                    return Swept::Skipped;
+                }
+                self.sweep_one(&tenant, &id).await
+            })
+            .buffer_unordered(self.sweep.concurrency.max(1))
+            .collect()
+            .await;
+        let mut summary = SweepSummary::default();
+        for r in results {
+            match r {
+                Swept::Ok => (summary.probed, summary.ok) = (summary.probed + 1, summary.ok + 1),
+                Swept::Failed => {
+                    (summary.probed, summary.failed) = (summary.probed + 1, summary.failed + 1)
+                }
+                Swept::Skipped => summary.skipped += 1,
+            }
+        }
+        tracing::info!(
+            probed = summary.probed,
+            ok = summary.ok,
+            failed = summary.failed,
+            skipped = summary.skipped,
+            "sweep finished"
+        );
+        summary
+    }
+
+    async fn sweep_one(&self, tenant: &str, id: &str) -> Swept {
+        let current = match self.store.get(tenant, id).await {
+            Ok(Some(c)) if c.status != Status::Inactive => c,
+            Ok(_) => return Swept::Skipped,
+            Err(e) => {
+                tracing::warn!(tenant, connector = id, error = ?e, "sweep could not read a connector");
+                return Swept::Skipped;
+            }
+        };
+        let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
+            return Swept::Skipped;
+        };
+        match self.test(admitted).await {
+            Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
+            Ok(_) => Swept::Failed,
+            Err(e) => {
+                tracing::warn!(
+                    tenant,
+                    connector = id,
+                    code = e.code,
+                    "sweep could not test a connector"
+                );
+                Swept::Failed
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The scheduled sweep, on a table of its own (it probes every tenant's due connectors).
+
+use crate::listeners::{closed_port, listen, Peer};
+use crate::support::{create_table, probe_settings, stack};
+use serde_json::json;
+use shared::envelope::KmsEnvelope;
+use shared::handlers::test::{SweepSettings, Tester};
+use shared::ids::{new_connector_id, now_rfc3339};
+use shared::limits::breaker::{Breaker, BreakerPolicy, CircuitState};
+use shared::limits::rate::RatePolicy;
+use shared::model::{Connector, ConnectorType, Status};
+use shared::probe::Prober;
+use shared::store::{ConnectorReader, ConnectorWriter, DynamoStore};
+use std::time::{Duration, SystemTime};
+
+async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
+    let st = stack().await;
+    create_table(&st.dynamo, table).await;
+    Tester {
+        store: DynamoStore::from_sdk(&st.sdk, table),
+        sealer: KmsEnvelope::from_sdk(&st.sdk, &st.key_id),
+        prober: Prober::new(probe_settings(), &st.sdk).unwrap(),
+        rate: RatePolicy {
+            limit: 100,
+            window: Duration::from_secs(60),
+        },
+        breaker: BreakerPolicy::default(),
+        verifier: None,
+        sweep: SweepSettings {
+            interval: Duration::from_secs(3600),
+            concurrency: 16,
+        },
+    }
+}
+
+fn connector(tenant: &str, port: u16, status: Status) -> Connector {
+    let id = new_connector_id();
+    let now = now_rfc3339();
+    let mut c = Connector {
+        name: format!("sweep-{id}"),
+        id,
+        tenant_id: tenant.to_string(),
+        kind: ConnectorType::Postgresql,
+        description: None,
+        config: json!({"host": "127.0.0.1", "port": port, "database": "d"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        auth_method: "access_key".into(),
+        auth_config: None,
+        auth_config_fields: vec![],
+        status,
+        last_tested_at: None,
+        last_error: None,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+        breaker: None,
+        due_shard: None,
+        next_probe_at: None,
+    };
+    c.schedule(None);
+    c
+}
+
+async fn insert_all(store: &DynamoStore, connectors: &[Connector]) {
+    for chunk in connectors.chunks(50) {
+        let writes = chunk.iter().map(|c| {
+            let store = store.clone();
+            let c = c.clone();
+            tokio::spawn(async move { store.insert(&c).await.unwrap() })
+        });
+        for w in writes.collect::<Vec<_>>() {
+            w.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn five_hundred_connectors_across_tenants() {
+    let tester = sweep_tester("connectors-sweep-500").await;
+    let live = listen(Peer::Postgres {
+        delay: Duration::ZERO,
+    })
+    .await;
+    let dead = closed_port().await;
+    let mut all = Vec::new();
+    for i in 0..500 {
+        let port = if i % 10 == 0 {
+            dead.port()
+        } else {
+            live.port()
+        };
+        all.push(connector(
+            &format!("sweep-tenant-{}", i % 7),
+            port,
+            Status::Pending,
+        ));
+    }
+    let inactive: Vec<Connector> = (0..5)
+        .map(|_| connector("sweep-tenant-0", live.port(), Status::Inactive))
+        .collect();
+    insert_all(&tester.store, &all).await;
+    insert_all(&tester.store, &inactive).await;
+
+    let summary = tester.sweep(None).await;
+    assert_eq!(
+        (summary.probed, summary.ok, summary.failed, summary.skipped),
+        (500, 450, 50, 0),
+        "{summary:?}"
+    );
+
+    let sample = tester
+        .store
+        .get(&all[1].tenant_id, &all[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sample.status, Status::Active);
+    assert!(
+        sample.next_probe_at.as_deref().unwrap() > now_rfc3339().as_str(),
+        "next due time written back"
+    );
+    let failed = tester
+        .store
+        .get(&all[0].tenant_id, &all[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (failed.status, failed.breaker.unwrap().failures),
+        (Status::Error, 1)
+    );
+    let off = tester
+        .store
+        .get(&inactive[0].tenant_id, &inactive[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (off.status, off.last_tested_at),
+        (Status::Inactive, None),
+        "inactive connectors are not probed"
+    );
+
+    let again = tester.sweep(None).await;
+    assert_eq!(
+        again.probed + again.skipped,
+        0,
+        "nothing is due right after a sweep: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn open_circuits_are_skipped_and_a_near_deadline_starts_nothing() {
+    let tester = sweep_tester("connectors-sweep-small").await;
+    let live = listen(Peer::Postgres {
+        delay: Duration::ZERO,
+    })
+    .await;
+    let mut open = connector("sweep-open", live.port(), Status::Error);
+    open.breaker = Some(Breaker {
+        state: CircuitState::Open,
+        failures: 5,
+        opens: 1,
+        retry_at_ms: u64::MAX / 2,
+    });
+    let fine = connector("sweep-open", live.port(), Status::Pending);
+    insert_all(&tester.store, &[open.clone(), fine.clone()]).await;
+
+    let soon = SystemTime::now() + Duration::from_millis(500);
+    let summary = tester.sweep(Some(soon)).await;
+    assert_eq!(
+        (summary.probed, summary.skipped),
+        (0, 2),
+        "no time left for a probe: {summary:?}"
+    );
+
+    let summary = tester.sweep(None).await;
+    assert_eq!(
+        (summary.probed, summary.ok, summary.skipped),
+        (1, 1, 1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        tester
+            .store
+            .get(&open.tenant_id, &open.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_tested_at,
+        None
+    );
+}
+
+#[tokio::test]
+async fn scheduled_events_reach_the_sweep_and_other_events_do_not() {
+    let tester = sweep_tester("connectors-sweep-events").await;
+    let event = std::fs::read_to_string(format!(
+        "{}/../events/scheduled.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let req = lambda_http::request::from_str(&event).unwrap();
+    let resp = tester.handle_event(req).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    assert_eq!(
+        body,
+        json!({"probed": 0, "ok": 0, "failed": 0, "skipped": 0})
+    );
+    let other = lambda_http::request::from_str(r#"{"hello": "world"}"#).unwrap();
+    assert_eq!(tester.handle_event(other).await.status(), 400);
+}
