@@ -2,6 +2,7 @@
 
 use crate::listeners::{closed_port, listen, Peer};
 use crate::support::{create_table, probe_settings, stack};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::json;
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::{SweepSettings, Tester};
@@ -10,8 +11,12 @@ use shared::limits::breaker::{Breaker, BreakerPolicy, CircuitState};
 use shared::limits::rate::RatePolicy;
 use shared::model::{Connector, ConnectorType, Status};
 use shared::probe::Prober;
-use shared::store::{ConnectorReader, ConnectorWriter, DynamoStore};
+use shared::store::{ConnectorReader, DynamoStore};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
+
+const TABLE_500: &str = "connectors-sweep-500";
+const TABLE_SMALL: &str = "connectors-sweep-small";
 
 async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
     let st = stack().await;
@@ -63,22 +68,40 @@ fn connector(tenant: &str, port: u16, status: Status) -> Connector {
     c
 }
 
-async fn insert_all(store: &DynamoStore, connectors: &[Connector]) {
-    for chunk in connectors.chunks(50) {
+/// Seeds connector items with BatchWriteItem. Fixture data only: the sweep reads connector items
+/// and the index, not name claims or counters, and the emulator copies a whole table per
+/// transaction, which would make 500 transactional creates take minutes.
+async fn insert_all(table: &str, connectors: &[Connector]) {
+    let st = stack().await;
+    for chunk in connectors.chunks(25) {
         let writes = chunk.iter().map(|c| {
-            let store = store.clone();
-            let c = c.clone();
-            tokio::spawn(async move { store.insert(&c).await.unwrap() })
+            let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(c).unwrap();
+            item.insert(
+                "pk".into(),
+                AttributeValue::S(format!("TENANT#{}", c.tenant_id)),
+            );
+            item.insert(
+                "sk".into(),
+                AttributeValue::S(format!("CONNECTOR#{}", c.id)),
+            );
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
         });
-        for w in writes.collect::<Vec<_>>() {
-            w.await.unwrap();
-        }
+        let out = st
+            .dynamo
+            .batch_write_item()
+            .request_items(table, writes.collect())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items.unwrap_or_default().is_empty());
     }
 }
 
 #[tokio::test]
 async fn five_hundred_connectors_across_tenants() {
-    let tester = sweep_tester("connectors-sweep-500").await;
+    let tester = sweep_tester(TABLE_500).await;
     let live = listen(Peer::Postgres {
         delay: Duration::ZERO,
     })
@@ -100,8 +123,8 @@ async fn five_hundred_connectors_across_tenants() {
     let inactive: Vec<Connector> = (0..5)
         .map(|_| connector("sweep-tenant-0", live.port(), Status::Inactive))
         .collect();
-    insert_all(&tester.store, &all).await;
-    insert_all(&tester.store, &inactive).await;
+    insert_all(TABLE_500, &all).await;
+    insert_all(TABLE_500, &inactive).await;
 
     let summary = tester.sweep(None).await;
     assert_eq!(
@@ -153,7 +176,7 @@ async fn five_hundred_connectors_across_tenants() {
 
 #[tokio::test]
 async fn open_circuits_are_skipped_and_a_near_deadline_starts_nothing() {
-    let tester = sweep_tester("connectors-sweep-small").await;
+    let tester = sweep_tester(TABLE_SMALL).await;
     let live = listen(Peer::Postgres {
         delay: Duration::ZERO,
     })
@@ -166,7 +189,7 @@ async fn open_circuits_are_skipped_and_a_near_deadline_starts_nothing() {
         retry_at_ms: u64::MAX / 2,
     });
     let fine = connector("sweep-open", live.port(), Status::Pending);
-    insert_all(&tester.store, &[open.clone(), fine.clone()]).await;
+    insert_all(TABLE_SMALL, &[open.clone(), fine.clone()]).await;
 
     let soon = SystemTime::now() + Duration::from_millis(500);
     let summary = tester.sweep(Some(soon)).await;

@@ -79,7 +79,7 @@ where
         let now = now.as_str();
         let shards = (0..DUE_SHARDS).map(|n| format!("DUE#{n}"));
         let lists: Vec<_> = stream::iter(shards)
-            .map(|shard| async move { self.store.due(&shard, &now).await })
+            .map(|shard| async move { self.store.due(&shard, now).await })
             .buffer_unordered(DUE_SHARDS as usize)
             .collect()
             .await;
