@@ -15,11 +15,12 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token test fmt lint unit integration contract
+.PHONY: help venv local token fake-postgres test fmt lint unit integration contract
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
 	@echo "make -s token TENANT=acme ROLE=admin   print a bearer token the local stack accepts (TENANTS=a,b for several)"
+	@echo "make fake-postgres              a Postgres look-alike on 127.0.0.1:15432 (with make local PROBE_ALLOW_CIDRS=127.0.0.1)"
 	@echo "make test                       formatting, clippy, unit and integration tests (what CI runs)"
 
 # The project-local Python environment: the AWS emulator, cargo-lambda and cfn-lint.
@@ -35,6 +36,12 @@ local: venv
 
 token:
 	@python3 local/mint_token.py "$(TENANTS)" "$(ROLE)"
+
+# A Postgres look-alike on 127.0.0.1:$(FAKE_PG_PORT) to try the test endpoint against
+# (below the ephemeral port range, so no outgoing connection holds the port).
+FAKE_PG_PORT ?= 15432
+fake-postgres:
+	python3 local/fake_postgres.py $(FAKE_PG_PORT)
 
 fmt:
 	cargo fmt --all -- --check

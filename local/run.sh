@@ -29,10 +29,16 @@ python3=".venv/bin/python"
   echo "JWT_ISSUER=${JWT_ISSUER:-connectors-api-local}"
   echo "JWT_AUDIENCE=${JWT_AUDIENCE:-connectors-api}"
   echo "RUST_LOG=${RUST_LOG:-info}"
+  # Empty by default: probes may not reach private or loopback addresses. For local targets,
+  # e.g. `make local PROBE_ALLOW_CIDRS=127.0.0.1`.
+  echo "PROBE_ALLOW_CIDRS=${PROBE_ALLOW_CIDRS:-}"
+  for name in PROBE_CONNECT_TIMEOUT_MS PROBE_TIMEOUT_MS TEST_RATE_LIMIT TEST_RATE_WINDOW_SECONDS SWEEP_INTERVAL_SECONDS SWEEP_CONCURRENCY; do
+    [ -n "${!name:-}" ] && echo "$name=${!name}"
+  done
 } >>"$env_file"
 
 # Build before serving so the first request does not wait for a compile.
-cargo build --quiet -p list -p create -p update -p delete
+cargo build --quiet -p list -p create -p update -p delete -p test
 
 url="http://127.0.0.1:$port/api/v1/connectors"
 cat <<MSG
