@@ -316,3 +316,58 @@ async fn results_are_recorded_and_errors_are_clear() {
         "another tenant's connector"
     );
 }
+
+#[tokio::test]
+async fn names_that_resolve_to_blocked_addresses_are_blocked() {
+    // Without the tests' allow-list, `localhost` (127.0.0.1 here) is loopback like any other name
+    // resolving into a blocked range.
+    let st = stack().await;
+    let mut tester = crate::support::tester_with(
+        &st.sdk,
+        &st.key_id,
+        shared::limits::breaker::BreakerPolicy::default(),
+        100,
+    );
+    let mut settings = crate::support::probe_settings();
+    settings.guard = shared::probe::ssrf::Guard::default();
+    tester.prober = shared::probe::Prober::new(settings, &st.sdk).unwrap();
+    let t = Tenant::new("dnsblock");
+    let base = listen(Peer::Http).await;
+    for (kind, body) in [
+        (
+            "rest_api",
+            rest(&format!("http://localhost:{}/ok", base.port())),
+        ),
+        (
+            "postgresql",
+            json!({"name": "pg-localhost", "type": "postgresql", "config": {"host": "localhost", "port": base.port(), "database": "d"}}),
+        ),
+    ] {
+        let id = t.create_id(body).await;
+        let event = crate::support::Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(json!({"id": id}))
+            .event();
+        let r = crate::support::Reply::from(
+            tester
+                .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+                .await,
+        );
+        assert_eq!(
+            r.body["diagnostics"]["code"], "destination_blocked",
+            "{kind}: {}",
+            r.raw
+        );
+        let message = r.body["diagnostics"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("localhost resolves to 127.0.0.1")
+                && message.contains("127.0.0.0/8 loopback"),
+            "{message}"
+        );
+        assert_eq!(
+            steps(&r.body),
+            [("dns".to_string(), false)],
+            "nothing after the lookup"
+        );
+    }
+}

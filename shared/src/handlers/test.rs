@@ -18,7 +18,7 @@ use crate::validate::{check_config, has_api_key};
 use lambda_http::http::header::{HeaderName, HeaderValue};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
@@ -178,12 +178,14 @@ where
             .ok_or_else(ApiError::not_found)?;
         let current = self.admit(current, now).await?;
         let tested = self.test(current).await?;
-        let masked = tested
-            .secret
-            .as_ref()
-            .map_or(Value::Object(Map::new()), |s| {
-                mask(&Value::Object(s.0.clone()))
-            });
+        // Masked leaf by leaf straight from the secret: no unmasked copy is made.
+        let masked = Value::Object(
+            tested
+                .secret
+                .as_ref()
+                .map(|s| s.0.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
+                .unwrap_or_default(),
+        );
         let breaker = tested.connector.breaker.unwrap_or_default();
         let body = TestBody {
             connector: tested.connector.view(),
