@@ -128,3 +128,50 @@ fn http_reply(method: &str, path: &str, auth: Option<&str>) -> String {
     };
     format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
 }
+
+/// A DNS server on 127.0.0.1 (UDP) that answers SRV queries for `_mongodb._tcp.*` with one record
+/// pointing at `target:port`, and NXDOMAIN for anything else.
+pub async fn srv_dns(target: &'static str, port: u16) -> SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            if let Some(reply) = srv_reply(&buf[..n], target, port) {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        }
+    });
+    addr
+}
+
+fn srv_reply(query: &[u8], target: &str, port: u16) -> Option<Vec<u8>> {
+    // Header (12 bytes), then the question: labels up to a zero byte, QTYPE, QCLASS.
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while *query.get(i)? != 0 {
+        let len = query[i] as usize;
+        labels.push(String::from_utf8_lossy(query.get(i + 1..i + 1 + len)?).to_string());
+        i += 1 + len;
+    }
+    let question_end = i + 5;
+    let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
+    let matches = qtype == 33 && labels.len() > 2 && labels[0] == "_mongodb" && labels[1] == "_tcp";
+    let mut reply = query[..2].to_vec();
+    reply.extend_from_slice(&[0x81, if matches { 0x80 } else { 0x83 }]);
+    reply.extend_from_slice(&[0, 1, 0, u8::from(matches), 0, 0, 0, 0]);
+    reply.extend_from_slice(query.get(12..question_end)?);
+    if matches {
+        let mut rdata = vec![0, 0, 0, 5];
+        rdata.extend_from_slice(&port.to_be_bytes());
+        for label in target.split('.') {
+            rdata.push(label.len() as u8);
+            rdata.extend_from_slice(label.as_bytes());
+        }
+        rdata.push(0);
+        reply.extend_from_slice(&[0xc0, 0x0c, 0, 33, 0, 1, 0, 0, 0, 60]);
+        reply.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        reply.extend_from_slice(&rdata);
+    }
+    Some(reply)
+}

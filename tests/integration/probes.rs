@@ -371,3 +371,54 @@ async fn names_that_resolve_to_blocked_addresses_are_blocked() {
         );
     }
 }
+
+#[tokio::test]
+async fn mongodb_srv_probes_the_first_target() {
+    let st = stack().await;
+    let mongo = listen(Peer::Mongo).await;
+    let dns = crate::listeners::srv_dns("localhost", mongo.port()).await;
+    let mut tester = crate::support::tester_with(
+        &st.sdk,
+        &st.key_id,
+        shared::limits::breaker::BreakerPolicy::default(),
+        100,
+    );
+    let mut settings = crate::support::probe_settings();
+    settings.dns_server = Some(dns);
+    tester.prober = shared::probe::Prober::new(settings, &st.sdk).unwrap();
+    let t = Tenant::new("srv");
+    let call = |id: String| {
+        let event = crate::support::Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(json!({"id": id}))
+            .event();
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    let id = t.create_id(json!({"name": "atlas", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster0.example.net/app"}})).await;
+    let r = crate::support::Reply::from(tester.handle(call(id)).await);
+    assert_eq!(r.body["diagnostics"]["code"], "ok", "{}", r.raw);
+    let first = r.body["diagnostics"]["steps"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "SRV _mongodb._tcp.cluster0.example.net. → localhost:{}",
+            mongo.port()
+        )
+    );
+    assert_eq!(steps(&r.body).len(), 4, "srv, dns, tcp, protocol");
+
+    // The SRV target goes through the guard like any name.
+    let mut blocked = crate::support::probe_settings();
+    blocked.dns_server = Some(dns);
+    blocked.guard = shared::probe::ssrf::Guard::default();
+    tester.prober = shared::probe::Prober::new(blocked, &st.sdk).unwrap();
+    let id = t.create_id(json!({"name": "atlas-2", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster1.example.net/app"}})).await;
+    let r = crate::support::Reply::from(tester.handle(call(id)).await);
+    assert_eq!(
+        r.body["diagnostics"]["code"], "destination_blocked",
+        "{}",
+        r.raw
+    );
+}

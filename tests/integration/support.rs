@@ -91,6 +91,7 @@ pub fn probe_settings() -> ProbeSettings {
         connect_timeout: Duration::from_millis(500),
         total_timeout: Duration::from_millis(2000),
         guard: Guard::from_allow_list("127.0.0.1").unwrap(),
+        dns_server: None,
     }
 }
 

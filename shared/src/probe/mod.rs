@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod http;
 pub mod net;
 pub mod report;
+pub mod srv;
 pub mod ssrf;
 pub mod target;
 pub mod tcp;
@@ -26,6 +27,8 @@ pub struct ProbeSettings {
     pub connect_timeout: Duration,
     pub total_timeout: Duration,
     pub guard: Guard,
+    /// One name server for SRV lookups instead of the system's (`PROBE_DNS_SERVER`, ip:port).
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 impl ProbeSettings {
@@ -43,10 +46,19 @@ impl ProbeSettings {
         };
         let guard = Guard::from_allow_list(&std::env::var("PROBE_ALLOW_CIDRS").unwrap_or_default())
             .map_err(|e| format!("PROBE_ALLOW_CIDRS: {e}"))?;
+        let dns_server = match std::env::var("PROBE_DNS_SERVER") {
+            Ok(v) if !v.trim().is_empty() => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| "PROBE_DNS_SERVER must be ip:port".to_string())?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             connect_timeout: ms("PROBE_CONNECT_TIMEOUT_MS", 3000)?,
             total_timeout: ms("PROBE_TIMEOUT_MS", 8000)?,
             guard,
+            dns_server,
         })
     }
 }
@@ -56,6 +68,7 @@ pub struct Prober {
     settings: ProbeSettings,
     http: reqwest::Client,
     pins: net::Pins,
+    srv: srv::SrvResolver,
     aws: SdkConfig,
 }
 
@@ -71,10 +84,12 @@ impl Prober {
             .user_agent("connectors-api-probe/1")
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
+        let srv = srv::SrvResolver::new(settings.dns_server);
         Ok(Self {
             settings,
             http,
             pins,
+            srv,
             aws: aws.clone(),
         })
     }
@@ -145,6 +160,24 @@ impl Prober {
                     details.push(format!("{host}:{port}"));
                 }
                 Ok(format!("{} answered", details.join(", ")))
+            }
+            Target::MongoSrv { host } => {
+                let (host, port) = rec
+                    .step(StepName::Dns, self.srv.mongodb_target(host, limit))
+                    .await?;
+                let addrs = rec
+                    .step(
+                        StepName::Dns,
+                        net::resolve_checked(&self.settings.guard, &host, port, limit),
+                    )
+                    .await?;
+                let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
+                rec.step(
+                    StepName::Protocol,
+                    tcp::handshake(&mut stream, target::Protocol::Mongo, limit),
+                )
+                .await?;
+                Ok(format!("{host}:{port} answered"))
             }
             Target::Http { url, auth } => {
                 // Generic endpoints are called with their credentials; SaaS checks are reachability

@@ -34,6 +34,10 @@ pub enum Target {
         endpoints: Vec<(String, u16)>,
         protocol: Protocol,
     },
+    /// A `mongodb+srv://` cluster: its first SRV target is probed as MongoDB.
+    MongoSrv {
+        host: String,
+    },
     Http {
         url: Url,
         auth: HttpAuth,
@@ -130,10 +134,16 @@ pub fn target_for(
         Mysql => tcp(Protocol::Mysql, Some(3306)),
         Sftp => tcp(Protocol::Ssh, Some(22)),
         Mongodb => match text(config, "connectionString") {
-            Some(uri) if text(config, "host").is_none() => Ok(Target::Tcp {
-                endpoints: vec![mongo_first_host(uri)?],
-                protocol: Protocol::Mongo,
-            }),
+            Some(uri) if text(config, "host").is_none() => match uri.strip_prefix("mongodb+srv://")
+            {
+                Some(rest) => Ok(Target::MongoSrv {
+                    host: srv_host(rest)?,
+                }),
+                None => Ok(Target::Tcp {
+                    endpoints: vec![mongo_first_host(uri)?],
+                    protocol: Protocol::Mongo,
+                }),
+            },
             _ => tcp(Protocol::Mongo, Some(27017)),
         },
         Kafka | ConfluentKafka => {
@@ -248,12 +258,18 @@ fn host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// The first host of a `mongodb://` URI (default port 27017). `mongodb+srv://` needs a DNS SRV
-/// lookup, which this probe does not make.
-fn mongo_first_host(uri: &str) -> Result<(String, u16), String> {
-    if uri.starts_with("mongodb+srv://") {
-        return Err("mongodb+srv:// connection strings need a DNS SRV lookup, which the probe does not support yet; give config.host".into());
+/// The host of a `mongodb+srv://` URI (after the scheme): one name, no port.
+fn srv_host(rest: &str) -> Result<String, String> {
+    let hosts = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = hosts.rsplit_once('@').map_or(hosts, |(_, h)| h);
+    if host.contains([',', ':']) || !crate::validate::is_host(host) {
+        return Err("a mongodb+srv:// URI names exactly one host, without a port".into());
     }
+    Ok(host.to_string())
+}
+
+/// The first host of a `mongodb://` URI (default port 27017).
+fn mongo_first_host(uri: &str) -> Result<(String, u16), String> {
     let rest = uri
         .strip_prefix("mongodb://")
         .ok_or("config.connectionString must start with mongodb://")?;
@@ -357,8 +373,16 @@ mod tests {
             first("mongodb://[::1]:27017").unwrap(),
             ("::1".into(), 27017)
         );
-        assert!(first("mongodb+srv://cluster0.example.net/db").is_err());
         assert!(first("mongodb:///db").is_err());
+        let srv = |uri: &str| target("mongodb", json!({"connectionString": uri}), None);
+        assert_eq!(
+            srv("mongodb+srv://u:p@cluster0.example.net/db?retryWrites=true").unwrap(),
+            Target::MongoSrv {
+                host: "cluster0.example.net".into()
+            }
+        );
+        assert!(srv("mongodb+srv://a.example.net:27017/db").is_err());
+        assert!(srv("mongodb+srv://a.example.net,b.example.net/db").is_err());
     }
 
     #[test]
