@@ -2,7 +2,7 @@
 
 use crate::handlers::test::SweepSettings;
 use crate::limits::rate::RatePolicy;
-use crate::token::TokenVerifier;
+use crate::token::{ClaimNames, TokenVerifier};
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::time::Duration;
 
@@ -14,6 +14,10 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
+    /// JWKS URL of the token issuer (RS256/ES256); takes precedence over `JWT_SECRET`.
+    pub jwks_url: Option<String>,
+    /// Claim names for tenants and role (`TENANT_CLAIM`, `ROLE_CLAIM`).
+    pub claim_names: ClaimNames,
     /// Tests admitted per tenant per window (`TEST_RATE_LIMIT`, default 100).
     pub test_rate_limit: u32,
     /// The rate-limit window (`TEST_RATE_WINDOW_SECONDS`, default 60).
@@ -40,13 +44,26 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 impl Settings {
     pub fn from_env() -> Self {
+        let settings = Self::from_env_for_authorizer();
+        if settings.table_name.is_empty() {
+            panic!("TABLE_NAME must be set to the DynamoDB table name");
+        }
+        settings
+    }
+
+    /// The settings without the table, which the authorizer does not use.
+    pub fn from_env_for_authorizer() -> Self {
         Self {
-            table_name: var("TABLE_NAME")
-                .unwrap_or_else(|| panic!("TABLE_NAME must be set to the DynamoDB table name")),
+            table_name: var("TABLE_NAME").unwrap_or_default(),
             kms_key_id: var("KMS_KEY_ID"),
             jwt_secret: var("JWT_SECRET"),
             jwt_issuer: var("JWT_ISSUER").unwrap_or_else(|| DEFAULT_JWT_ISSUER.to_string()),
             jwt_audience: var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_string()),
+            jwks_url: var("JWKS_URL"),
+            claim_names: ClaimNames {
+                tenant: var("TENANT_CLAIM"),
+                role: var("ROLE_CLAIM"),
+            },
             test_rate_limit: number("TEST_RATE_LIMIT", 100),
             test_rate_window: Duration::from_secs(number("TEST_RATE_WINDOW_SECONDS", 60)),
             sweep: SweepSettings {
@@ -70,12 +87,20 @@ impl Settings {
             .unwrap_or_else(|| panic!("KMS_KEY_ID must be set to the KMS key id or ARN"))
     }
 
-    /// The local bearer-token fallback, enabled only when `JWT_SECRET` is set. Behind API Gateway the
-    /// authorizer sets the identity and this stays unset.
-    pub fn token_verifier(&self) -> Option<TokenVerifier> {
-        self.jwt_secret.as_ref().map(|secret| {
-            TokenVerifier::hs256(secret.as_bytes(), &self.jwt_issuer, &self.jwt_audience)
-        })
+    /// The token verifier: JWKS when `JWKS_URL` is set (fetched now; init fails loudly if it cannot
+    /// be), else HS256 when `JWT_SECRET` is set, else none. Behind API Gateway the handlers get the
+    /// identity from the authorizer and need none.
+    pub async fn token_verifier(&self) -> Option<TokenVerifier> {
+        let verifier = match (&self.jwks_url, &self.jwt_secret) {
+            (Some(url), _) => TokenVerifier::jwks(url, &self.jwt_issuer, &self.jwt_audience)
+                .await
+                .unwrap_or_else(|e| panic!("JWKS_URL: {e}")),
+            (None, Some(secret)) => {
+                TokenVerifier::hs256(secret.as_bytes(), &self.jwt_issuer, &self.jwt_audience)
+            }
+            (None, None) => return None,
+        };
+        Some(verifier.with_claims(self.claim_names.clone()))
     }
 }
 

@@ -49,14 +49,14 @@ pub struct Identity {
 }
 
 /// Resolves the caller and checks that its role is one of `allowed`.
-pub fn identify(
+pub async fn identify(
     req: &Request,
     verifier: Option<&TokenVerifier>,
     allowed: &[Role],
 ) -> Result<Identity, ApiError> {
     let identity = match authorizer_context(req) {
         Some(ctx) => ctx?,
-        None => from_token(req, verifier)?,
+        None => from_token(req, verifier).await?,
     };
     if !allowed.contains(&identity.role) {
         return Err(ApiError::forbidden(format!(
@@ -94,7 +94,7 @@ fn authorizer_context(req: &Request) -> Option<Result<Identity, ApiError>> {
     })
 }
 
-fn from_token(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identity, ApiError> {
+async fn from_token(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identity, ApiError> {
     let header = req
         .headers()
         .get(lambda_http::http::header::AUTHORIZATION)
@@ -112,6 +112,7 @@ fn from_token(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identit
         .ok_or_else(|| ApiError::unauthorized("token verification is not configured here"))?;
     let claims = verifier
         .verify(token)
+        .await
         .map_err(|e| ApiError::unauthorized(e.0))?;
     let wanted =
         match req.headers().get(TENANT_HEADER) {
@@ -171,8 +172,11 @@ mod tests {
     fn claims(tenant: Option<&str>, tenants: &[&str], role: Option<&str>) -> TokenClaims {
         TokenClaims {
             sub: Some("user-1".into()),
-            tenant: tenant.map(str::to_string),
-            tenants: (!tenants.is_empty()).then(|| tenants.iter().map(|t| t.to_string()).collect()),
+            tenants: tenant
+                .iter()
+                .chain(tenants)
+                .map(|t| t.to_string())
+                .collect(),
             role: role.map(str::to_string),
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the handlers against the AWS emulator (moto) over its real wire protocol.
 //! One test binary, one module per concern; `make test` starts the emulator first.
 
+mod authorizer;
 mod crud;
 mod events;
 mod identity;

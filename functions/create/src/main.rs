@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let aws = load_aws().await;
     let store = DynamoStore::from_sdk(&aws, &settings.table_name);
     let sealer = KmsEnvelope::from_sdk(&aws, settings.require_kms_key());
-    let verifier = settings.token_verifier();
+    let verifier = settings.token_verifier().await;
     run(service_fn(|req| async {
         Ok::<_, Infallible>(create::handle(&store, &sealer, verifier.as_ref(), req).await)
     }))

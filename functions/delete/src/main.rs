@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env();
     let aws = load_aws().await;
     let store = DynamoStore::from_sdk(&aws, &settings.table_name);
-    let verifier = settings.token_verifier();
+    let verifier = settings.token_verifier().await;
     run(service_fn(|req| async {
         Ok::<_, Infallible>(delete::handle(&store, verifier.as_ref(), req).await)
     }))

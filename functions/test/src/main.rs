@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
         prober: Prober::new(probe_settings, &aws).unwrap_or_else(|e| panic!("{e}")),
         rate: settings.rate_policy(),
         breaker: BreakerPolicy::default(),
-        verifier: settings.token_verifier(),
+        verifier: settings.token_verifier().await,
         sweep: settings.sweep,
     };
     run(service_fn(|req| async {

@@ -28,7 +28,7 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
     verifier: Option<&TokenVerifier>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identify(req, verifier, WRITE_ROLES)?;
+    let who = identify(req, verifier, WRITE_ROLES).await?;
     let new = parse_create(json_object(req)?)?;
     let id = new_connector_id();
     // Wrapped so the plaintext is zeroized however this function returns.

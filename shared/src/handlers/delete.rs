@@ -22,7 +22,7 @@ async fn run<S: ConnectorReader + ConnectorWriter>(
     verifier: Option<&TokenVerifier>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identify(req, verifier, WRITE_ROLES)?;
+    let who = identify(req, verifier, WRITE_ROLES).await?;
     let id = query_param(req, "id")?.ok_or_else(|| {
         ApiError::new(400, "missing_id", "query parameter id is required")
             .with_details(vec![FieldProblem::new("id", "required")])

@@ -36,7 +36,7 @@ async fn run<S: ConnectorReader>(
     verifier: Option<&TokenVerifier>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identify(req, verifier, READ_ROLES)?;
+    let who = identify(req, verifier, READ_ROLES).await?;
     if let Some(id) = detail_id(req) {
         if !is_connector_id(&id) {
             return Err(ApiError::invalid_id("id"));

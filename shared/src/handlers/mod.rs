@@ -1,5 +1,6 @@
 //! One module per endpoint; each reads top to bottom: identity → parse → validate → act → respond.
 
+pub mod authorizer;
 pub mod create;
 pub mod delete;
 pub mod list;

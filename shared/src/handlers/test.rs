@@ -117,7 +117,7 @@ where
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        let who = match identify(&req, self.verifier.as_ref(), WRITE_ROLES) {
+        let who = match identify(&req, self.verifier.as_ref(), WRITE_ROLES).await {
             Ok(who) => who,
             Err(e) => return e.into_response(),
         };

@@ -37,7 +37,7 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    let who = identify(req, verifier, WRITE_ROLES)?;
+    let who = identify(req, verifier, WRITE_ROLES).await?;
     let patch = parse_update(json_object(req)?)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = store
