@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token fake-postgres test fmt lint unit integration contract
+.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template replay
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -58,4 +58,9 @@ integration: venv
 contract: venv
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 
-test: venv fmt lint contract unit integration
+# The SAM template: cfn-lint, then SAM's own translation and lint (no AWS account needed).
+template: venv
+	$(VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
+
+test: venv fmt lint contract template unit integration
