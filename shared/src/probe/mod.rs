@@ -129,6 +129,29 @@ impl Prober {
         rec.finish(result)
     }
 
+    /// Resolves through the guard, connects to a checked address, and proves the protocol.
+    async fn tcp_service(
+        &self,
+        host: &str,
+        port: u16,
+        protocol: target::Protocol,
+        rec: &mut Recorder,
+    ) -> Result<(), Failure> {
+        let limit = self.settings.connect_timeout;
+        let addrs = rec
+            .step(
+                StepName::Dns,
+                net::resolve_checked(&self.settings.guard, host, port, limit),
+            )
+            .await?;
+        let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
+        rec.step(
+            StepName::Protocol,
+            tcp::handshake(&mut stream, protocol, limit),
+        )
+        .await
+    }
+
     async fn run(
         &self,
         kind: ConnectorType,
@@ -143,40 +166,19 @@ impl Prober {
                 endpoints,
                 protocol,
             } => {
-                let mut details = Vec::new();
                 for (host, port) in endpoints {
-                    let addrs = rec
-                        .step(
-                            StepName::Dns,
-                            net::resolve_checked(&self.settings.guard, host, *port, limit),
-                        )
-                        .await?;
-                    let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
-                    rec.step(
-                        StepName::Protocol,
-                        tcp::handshake(&mut stream, *protocol, limit),
-                    )
-                    .await?;
-                    details.push(format!("{host}:{port}"));
+                    self.tcp_service(host, *port, *protocol, rec).await?;
                 }
-                Ok(format!("{} answered", details.join(", ")))
+                let names: Vec<String> =
+                    endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                Ok(format!("{} answered", names.join(", ")))
             }
             Target::MongoSrv { host } => {
                 let (host, port) = rec
                     .step(StepName::Dns, self.srv.mongodb_target(host, limit))
                     .await?;
-                let addrs = rec
-                    .step(
-                        StepName::Dns,
-                        net::resolve_checked(&self.settings.guard, &host, port, limit),
-                    )
+                self.tcp_service(&host, port, target::Protocol::Mongo, rec)
                     .await?;
-                let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
-                rec.step(
-                    StepName::Protocol,
-                    tcp::handshake(&mut stream, target::Protocol::Mongo, limit),
-                )
-                .await?;
                 Ok(format!("{host}:{port} answered"))
             }
             Target::Http { url, auth } => {
