@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template replay
+.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template replay api-fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -63,4 +63,13 @@ template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
 
-test: venv fmt lint contract template unit integration
+# schemathesis: every operation of openapi.yaml against the local stack, with a valid token.
+api-fuzz: venv
+	local/with-emulator.sh local/api-fuzz.sh "http://127.0.0.1:$(TEST_EMULATOR_PORT)"
+
+# Every sample event through the release binaries (cargo lambda build) over the Runtime API.
+replay: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release
+	local/with-emulator.sh $(VENV)/bin/python local/replay.py "http://127.0.0.1:$(TEST_EMULATOR_PORT)"
+
+test: venv fmt lint contract template unit integration api-fuzz replay

@@ -41,11 +41,11 @@ def main() -> int:
         time.sleep(3)
         for name in FUNCTIONS:
             binary = os.path.join(ROOT, "target", "lambda", name, "bootstrap")
-            fn_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}/.rt", AWS_LAMBDA_FUNCTION_NAME=name,
+            fn_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{name}", AWS_LAMBDA_FUNCTION_NAME=name,
                           AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1")
             children.append(subprocess.Popen([binary], cwd=ROOT, env=fn_env))
         time.sleep(1)
-        return replay(port)
+        return replay(port, env)
     finally:
         for child in children:
             child.terminate()
@@ -53,10 +53,10 @@ def main() -> int:
             child.wait(timeout=10)
 
 
-def invoke(port: int, function: str, event: dict) -> dict:
+def invoke(port: int, function: str, event: dict, env: dict) -> dict:
     out = subprocess.run(
         ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--data-ascii", json.dumps(event), "--output-format", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     if out.returncode != 0:
         raise SystemExit(f"invoking {function} failed: {out.stderr.strip()}")
@@ -68,19 +68,21 @@ def load(name: str) -> dict:
         return json.load(f)
 
 
-def replay(port: int) -> int:
+def replay(port: int, env: dict) -> int:
     failures = []
+    checks = []
 
     def expect(label: str, got, wanted) -> None:
         status = "ok" if got == wanted else "MISMATCH"
-        print(f"{status:8} {label}: got {got!r}, expected {wanted!r}")
+        print(f"{status:8} {label}: got {got!r}, expected {wanted!r}", flush=True)
+        checks.append(label)
         if got != wanted:
             failures.append(label)
 
     authz = load("authorizer.json")
-    expect("authorizer.json (placeholder token)", invoke(port, "authorizer", authz)["isAuthorized"], False)
+    expect("authorizer.json (placeholder token)", invoke(port, "authorizer", authz, env)["isAuthorized"], False)
     authz["headers"]["authorization"] = f"Bearer {token()}"
-    result = invoke(port, "authorizer", authz)
+    result = invoke(port, "authorizer", authz, env)
     expect("authorizer.json (minted token)", (result["isAuthorized"], result["context"].get("tenantId")), (True, "acme"))
 
     for file, function, status in [
@@ -93,15 +95,15 @@ def replay(port: int) -> int:
         ("delete.json", "delete", 404),
         ("test.json", "test", 404),
     ]:
-        expect(f"{file} → {function}", invoke(port, function, load(file))["statusCode"], status)
+        expect(f"{file} → {function}", invoke(port, function, load(file), env)["statusCode"], status)
 
-    listed = json.loads(invoke(port, "list", load("list.json"))["body"])
+    listed = json.loads(invoke(port, "list", load("list.json"), env)["body"])
     expect("list.json total after create", listed["total"], 1)
-    summary = invoke(port, "test", load("scheduled.json"))
+    summary = invoke(port, "test", load("scheduled.json"), env)
     expect("scheduled.json → test (sweep summary keys)", sorted(summary), ["failed", "ok", "probed", "skipped"])
     expect("scheduled.json probed the new connector", summary["probed"], 1)
 
-    print(f"{len(failures)} failed" if failures else "all events replayed as expected")
+    print(f"replay: {len(checks) - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 

@@ -1,6 +1,7 @@
 //! Configuration read once at init from the environment.
 
 use crate::handlers::test::SweepSettings;
+use crate::limits::breaker::BreakerPolicy;
 use crate::limits::rate::RatePolicy;
 use crate::token::{ClaimNames, TokenVerifier};
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -23,6 +24,8 @@ pub struct Settings {
     /// The rate-limit window (`TEST_RATE_WINDOW_SECONDS`, default 60).
     pub test_rate_window: Duration,
     pub sweep: SweepSettings,
+    /// Consecutive probe failures that open a connector's circuit (`BREAKER_FAILURE_THRESHOLD`, default 5).
+    pub breaker_threshold: u32,
 }
 
 pub const DEFAULT_JWT_ISSUER: &str = "connectors-api-local";
@@ -66,10 +69,18 @@ impl Settings {
             },
             test_rate_limit: number("TEST_RATE_LIMIT", 100),
             test_rate_window: Duration::from_secs(number("TEST_RATE_WINDOW_SECONDS", 60)),
+            breaker_threshold: number("BREAKER_FAILURE_THRESHOLD", 5),
             sweep: SweepSettings {
                 interval: Duration::from_secs(number("SWEEP_INTERVAL_SECONDS", 3600)),
                 concurrency: number("SWEEP_CONCURRENCY", 16),
             },
+        }
+    }
+
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            threshold: self.breaker_threshold.max(1),
+            ..BreakerPolicy::default()
         }
     }
 

@@ -106,3 +106,21 @@ async fn either_or_requirements() {
         .await;
     assert_eq!(fields(&r.body), ["config.instanceUrl"]);
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_invalid_json() {
+    // API Gateway base64-encodes a body that is not valid UTF-8.
+    let t = Tenant::new("binary");
+    let mut event = Call::new("POST", "/api/v1/connectors")
+        .bearer(&t.token)
+        .event();
+    event["body"] = json!("/w8yfn4=");
+    event["isBase64Encoded"] = json!(true);
+    let st = crate::support::stack().await;
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let r = crate::support::Reply::from(
+        shared::handlers::create::handle(&st.store, &st.sealer, Some(&st.verifier), req).await,
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_json"), "{}", r.raw);
+    assert_eq!(t.list(None, None).await.body["total"], 0);
+}

@@ -4,7 +4,6 @@ use lambda_http::{run, service_fn, Error};
 use shared::config::{load_aws, Settings};
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::Tester;
-use shared::limits::breaker::BreakerPolicy;
 use shared::probe::{ProbeSettings, Prober};
 use shared::store::DynamoStore;
 use std::convert::Infallible;
@@ -20,7 +19,7 @@ async fn main() -> Result<(), Error> {
         sealer: KmsEnvelope::from_sdk(&aws, settings.require_kms_key()),
         prober: Prober::new(probe_settings, &aws).unwrap_or_else(|e| panic!("{e}")),
         rate: settings.rate_policy(),
-        breaker: BreakerPolicy::default(),
+        breaker: settings.breaker_policy(),
         verifier: settings.token_verifier().await,
         sweep: settings.sweep,
     };

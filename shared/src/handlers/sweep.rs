@@ -65,11 +65,12 @@ where
             )
             .into_response();
         }
-        // A deadline of 0 (local runtimes) means none.
+        // Lambda's deadline is always ahead when an invocation starts; local runtimes send 0 or a
+        // relative number (cargo lambda: 600000), which read as an absolute time lie in the past.
         let deadline = req
             .lambda_context_ref()
-            .filter(|c| c.deadline > 0)
-            .map(|c| c.deadline());
+            .map(|c| c.deadline())
+            .filter(|d| *d > SystemTime::now());
         json(200, &self.sweep(deadline).await)
     }
 
