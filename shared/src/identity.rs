@@ -94,20 +94,22 @@ fn authorizer_context(req: &Request) -> Option<Result<Identity, ApiError>> {
     })
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
+pub fn bearer_token(header: &str) -> Option<&str> {
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+}
+
 async fn from_token(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identity, ApiError> {
     let header = req
         .headers()
         .get(lambda_http::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-        })?;
+    let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+        ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+    })?;
     let verifier = verifier
         .ok_or_else(|| ApiError::unauthorized("token verification is not configured here"))?;
     let claims = verifier

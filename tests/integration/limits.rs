@@ -1,7 +1,7 @@
 //! The rate limit and the circuit breaker of the test endpoint, against the emulator.
 
 use crate::listeners::{closed_port, listen, Peer};
-use crate::support::{stack, tester_with, Call, Reply, Tenant};
+use crate::support::{stack, test_through, tester_with, Reply, Tenant};
 use futures_like::join_all;
 use serde_json::json;
 use shared::limits::breaker::BreakerPolicy;
@@ -67,7 +67,7 @@ async fn over_the_limit_the_endpoint_answers_429_with_headers() {
         let mut statuses = Vec::new();
         let mut last = None;
         for _ in 0..3 {
-            let r = call(&tester, &t, "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
+            let r = test_through(&tester, &t, "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
             statuses.push(r.status);
             last = Some(r);
         }
@@ -159,22 +159,6 @@ async fn instant_reopen_tester(
     tester_with(&st.sdk, &st.key_id, policy, 1000)
 }
 
-async fn call(
-    tester: &shared::handlers::test::Tester<
-        shared::store::DynamoStore,
-        shared::envelope::KmsEnvelope,
-    >,
-    t: &Tenant,
-    id: &str,
-) -> Reply {
-    let event = Call::new("POST", "/api/v1/connectors/test")
-        .bearer(&t.token)
-        .json(json!({"id": id}))
-        .event();
-    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
-    Reply::from(tester.handle(req).await)
-}
-
 #[tokio::test]
 async fn half_open_admits_exactly_one_trial() {
     let tester = std::sync::Arc::new(instant_reopen_tester().await);
@@ -182,7 +166,7 @@ async fn half_open_admits_exactly_one_trial() {
     let closed = closed_port().await;
     let id = t.create_id(pg("trial", closed)).await;
     for _ in 0..5 {
-        call(&tester, &t, &id).await;
+        test_through(&tester, &t, &id).await;
     }
     // Point the stored config at a slow peer without resetting the breaker (a raw write, as an
     // operator's fix of DNS would look from here), so the trial takes a while.
@@ -208,7 +192,7 @@ async fn half_open_admits_exactly_one_trial() {
 
     let calls = (0..10).map(|_| {
         let (tester, t, id) = (tester.clone(), t.clone(), id.clone());
-        tokio::spawn(async move { call(&tester, &t, &id).await })
+        tokio::spawn(async move { test_through(&tester, &t, &id).await })
     });
     let replies = join_all(calls.collect()).await;
     let trials: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
@@ -235,10 +219,10 @@ async fn a_failed_trial_reopens_for_longer() {
     let t = Tenant::new("reopen");
     let id = t.create_id(pg("reopen", closed_port().await)).await;
     for _ in 0..5 {
-        call(&tester, &t, &id).await;
+        test_through(&tester, &t, &id).await;
     }
     // Open period 0: the next call is the trial; it fails and re-opens.
-    let r = call(&tester, &t, &id).await;
+    let r = test_through(&tester, &t, &id).await;
     assert_eq!(
         (r.status, r.body["circuit"]["state"].as_str()),
         (200, Some("open")),

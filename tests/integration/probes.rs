@@ -321,16 +321,9 @@ async fn results_are_recorded_and_errors_are_clear() {
 async fn names_that_resolve_to_blocked_addresses_are_blocked() {
     // Without the tests' allow-list, `localhost` (127.0.0.1 here) is loopback like any other name
     // resolving into a blocked range.
-    let st = stack().await;
-    let mut tester = crate::support::tester_with(
-        &st.sdk,
-        &st.key_id,
-        shared::limits::breaker::BreakerPolicy::default(),
-        100,
-    );
     let mut settings = crate::support::probe_settings();
     settings.guard = shared::probe::ssrf::Guard::default();
-    tester.prober = shared::probe::Prober::new(settings, &st.sdk).unwrap();
+    let tester = crate::support::tester_probing_with(settings).await;
     let t = Tenant::new("dnsblock");
     let base = listen(Peer::Http).await;
     for (kind, body) in [
@@ -344,15 +337,7 @@ async fn names_that_resolve_to_blocked_addresses_are_blocked() {
         ),
     ] {
         let id = t.create_id(body).await;
-        let event = crate::support::Call::new("POST", "/api/v1/connectors/test")
-            .bearer(&t.token)
-            .json(json!({"id": id}))
-            .event();
-        let r = crate::support::Reply::from(
-            tester
-                .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
-                .await,
-        );
+        let r = crate::support::test_through(&tester, &t, &id).await;
         assert_eq!(
             r.body["diagnostics"]["code"], "destination_blocked",
             "{kind}: {}",
@@ -374,28 +359,14 @@ async fn names_that_resolve_to_blocked_addresses_are_blocked() {
 
 #[tokio::test]
 async fn mongodb_srv_probes_the_first_target() {
-    let st = stack().await;
     let mongo = listen(Peer::Mongo).await;
     let dns = crate::listeners::srv_dns("localhost", mongo.port()).await;
-    let mut tester = crate::support::tester_with(
-        &st.sdk,
-        &st.key_id,
-        shared::limits::breaker::BreakerPolicy::default(),
-        100,
-    );
     let mut settings = crate::support::probe_settings();
     settings.dns_server = Some(dns);
-    tester.prober = shared::probe::Prober::new(settings, &st.sdk).unwrap();
+    let tester = crate::support::tester_probing_with(settings).await;
     let t = Tenant::new("srv");
-    let call = |id: String| {
-        let event = crate::support::Call::new("POST", "/api/v1/connectors/test")
-            .bearer(&t.token)
-            .json(json!({"id": id}))
-            .event();
-        lambda_http::request::from_str(&event.to_string()).unwrap()
-    };
     let id = t.create_id(json!({"name": "atlas", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster0.example.net/app"}})).await;
-    let r = crate::support::Reply::from(tester.handle(call(id)).await);
+    let r = crate::support::test_through(&tester, &t, &id).await;
     assert_eq!(r.body["diagnostics"]["code"], "ok", "{}", r.raw);
     let first = r.body["diagnostics"]["steps"][0]["detail"]
         .as_str()
@@ -413,9 +384,9 @@ async fn mongodb_srv_probes_the_first_target() {
     let mut blocked = crate::support::probe_settings();
     blocked.dns_server = Some(dns);
     blocked.guard = shared::probe::ssrf::Guard::default();
-    tester.prober = shared::probe::Prober::new(blocked, &st.sdk).unwrap();
+    let tester = crate::support::tester_probing_with(blocked).await;
     let id = t.create_id(json!({"name": "atlas-2", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster1.example.net/app"}})).await;
-    let r = crate::support::Reply::from(tester.handle(call(id)).await);
+    let r = crate::support::test_through(&tester, &t, &id).await;
     assert_eq!(
         r.body["diagnostics"]["code"], "destination_blocked",
         "{}",

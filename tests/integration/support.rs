@@ -196,6 +196,28 @@ pub fn token(tenants: &[&str], role: &str) -> String {
     .unwrap()
 }
 
+/// The shared tester, but probing with other settings (guard, name server).
+pub async fn tester_probing_with(settings: ProbeSettings) -> Tester<DynamoStore, KmsEnvelope> {
+    let st = stack().await;
+    let mut tester = tester_with(&st.sdk, &st.key_id, BreakerPolicy::default(), 100);
+    tester.prober = Prober::new(settings, &st.sdk).unwrap();
+    tester
+}
+
+/// `POST /api/v1/connectors/test` for `id`, sent to a tester of the test's own.
+pub async fn test_through(
+    tester: &Tester<DynamoStore, KmsEnvelope>,
+    t: &Tenant,
+    id: &str,
+) -> Reply {
+    let event = Call::new("POST", "/api/v1/connectors/test")
+        .bearer(&t.token)
+        .json(json!({ "id": id }))
+        .event();
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    Reply::from(tester.handle(req).await)
+}
+
 /// A request as API Gateway (HTTP API, payload 2.0) delivers it.
 #[derive(Clone, Default)]
 pub struct Call {

@@ -2,7 +2,7 @@
 //! token, picks the tenant (`X-Tenant-Id` among the token's tenants), and applies the role matrix
 //! of the route. The handlers then trust `requestContext.authorizer.lambda`.
 
-use crate::identity::{resolve, Role, READ_ROLES, TENANT_HEADER, WRITE_ROLES};
+use crate::identity::{bearer_token, resolve, Role, READ_ROLES, TENANT_HEADER, WRITE_ROLES};
 use crate::token::TokenVerifier;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -39,11 +39,7 @@ pub async fn authorize(
         return deny("unknown route");
     };
     let header = |name: &str| event.headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(token) = header("authorization")
-        .and_then(|h| h.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-    else {
+    let Some(token) = header("authorization").and_then(bearer_token) else {
         return deny("no bearer token");
     };
     let claims = match verifier.verify(token).await {
