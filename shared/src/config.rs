@@ -115,7 +115,12 @@ impl Settings {
     }
 }
 
-/// Loads the one `SdkConfig` of the process (region, credentials, and `AWS_ENDPOINT_URL` when set).
+/// Loads the one `SdkConfig` of the process (region, credentials, and `AWS_ENDPOINT_URL` when set),
+/// with an HTTPS client that trusts the bundled Amazon roots (see `tls`). In Lambda, region and
+/// credentials come from the environment, so nothing here waits on instance metadata.
 pub async fn load_aws() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::tls::aws_http_client())
+        .load()
+        .await
 }

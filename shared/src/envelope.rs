@@ -163,14 +163,22 @@ fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, CryptoError> {
         .map_err(|_| CryptoError::Refused("KMS returned no usable data key".into()))
 }
 
-fn kms_error<E: std::error::Error + Send + Sync + 'static>(
-    e: aws_sdk_kms::error::SdkError<E>,
-) -> CryptoError {
+fn kms_error<E>(e: aws_sdk_kms::error::SdkError<E>) -> CryptoError
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     use aws_sdk_kms::error::SdkError;
     let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
-    let transient = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_))
-        || status == 429
-        || status >= 500;
+    // Down, cut off or throttling (KMS throttles with a 400) — after the SDK's own retries.
+    let transient = matches!(
+        e,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    ) || status == 429
+        || status >= 500
+        || matches!(
+            e.as_service_error().and_then(|se| se.code()),
+            Some("ThrottlingException" | "LimitExceededException" | "KMSInternalException")
+        );
     // The SDK's text names the request, never its plaintext; it is logged, never returned.
     let detail = aws_sdk_kms::error::DisplayErrorContext(&e).to_string();
     if transient {

@@ -88,6 +88,16 @@ impl ApiError {
         )
     }
 
+    /// The connector is not at the version the client expected (`If-Match` or `version`).
+    pub fn version_mismatch(current: u64) -> Self {
+        Self::new(
+            412,
+            "version_mismatch",
+            format!("the connector is at version {current}, not the one this request expected; read it again"),
+        )
+        .with_details(vec![FieldProblem::new("version", format!("current version is {current}"))])
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(401, "unauthorized", message)
     }

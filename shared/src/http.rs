@@ -18,6 +18,54 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     )
 }
 
+/// Sets `ETag: "<version>"`, the value `If-Match` takes on update.
+pub fn with_etag(mut resp: Response<Body>, version: u64) -> Response<Body> {
+    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The versions an `If-Match` header allows: `None` when absent or `*` (any), else the listed
+/// entity tags (`"3"`, `W/"3"` or a bare `3`). A header that names no version is a 400.
+pub fn if_match(req: &Request) -> Result<Option<Vec<u64>>, ApiError> {
+    let Some(raw) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            400,
+            "invalid_if_match",
+            "If-Match must be \"*\" or entity tags like \"3\" (the connector's version)",
+        )
+        .with_details(vec![FieldProblem::new(
+            "If-Match",
+            "not a list of versions",
+        )])
+    };
+    let text = raw.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.split(',')
+        .map(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            let tag = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(tag);
+            tag.parse::<u64>().map_err(|_| bad())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A JSON response from text already serialized (e.g. a kept idempotent answer).
+pub fn json_text(status: u16, body: String) -> Response<Body> {
+    response(status, Body::Text(body))
+}
+
 /// An empty response (e.g. 204); still typed as JSON so every response carries the same header.
 pub fn empty(status: u16) -> Response<Body> {
     response(status, Body::Empty)

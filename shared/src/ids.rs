@@ -101,3 +101,11 @@ mod tests {
         assert_eq!(format_rfc3339(t), "2026-03-15T10:30:00.007Z");
     }
 }
+
+/// Now in whole Unix seconds (TTL attributes).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

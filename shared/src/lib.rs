@@ -2,11 +2,13 @@
 //! leaves (`model`, `validate`, `masking`, `ids`, `error`, `token`, `identity`, `config`),
 //! I/O edges (`store`, `envelope`), then the `handlers`, one per endpoint.
 
+pub mod audit;
 pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod limits;
@@ -15,5 +17,6 @@ pub mod model;
 pub mod probe;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 pub mod validate;

@@ -6,10 +6,12 @@
 //! | name claim  | `TENANT#<tenant>` | `NAME#<lowercased name>`  |
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
 //! | rate window | `TENANT#<tenant>` | `RATE#<window start>`     |
+//! | idempotency | `TENANT#<tenant>` | `IDEMPOTENCY#<key>`       |
 //!
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
 //! scheduled sweep probes; inactive connectors carry neither attribute.
 
+use crate::idempotency::Remembered;
 use crate::model::Connector;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -27,6 +29,10 @@ type Item = HashMap<String, AttributeValue>;
 pub enum StoreError {
     NotFound,
     NameTaken,
+    /// The Idempotency-Key already holds an answer (written by a concurrent request).
+    KeyUsed,
+    /// The new connector's own id exists: an earlier attempt of the same transaction went through.
+    AlreadyApplied,
     /// The item changed between read and write (or a transaction collided): re-read and retry.
     Conflict,
     /// DynamoDB throttled or could not be reached after the SDK's retries.
@@ -60,8 +66,13 @@ pub trait ConnectorReader: Send + Sync {
 
 /// Writing connectors; every multi-item write is one transaction.
 pub trait ConnectorWriter: Send + Sync {
-    /// Creates the connector, claims its name and counts it.
-    fn insert(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Creates the connector, claims its name and counts it; with `once`, also keeps the answer
+    /// under its Idempotency-Key, in the same transaction.
+    fn insert(
+        &self,
+        c: &Connector,
+        once: Option<&Remembered>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replaces `old` (which must still be at `old.version`) by `new`, moving the name claim if needed.
     fn replace(
         &self,
@@ -70,6 +81,17 @@ pub trait ConnectorWriter: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Deletes the connector (still at `c.version`), frees its name and uncounts it.
     fn remove(&self, c: &Connector) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reading kept idempotent answers.
+pub trait IdempotentAnswers: Send + Sync {
+    /// The answer kept under `key`, unless it expired before `now` (Unix seconds).
+    fn recall(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<Remembered>, StoreError>> + Send;
 }
 
 /// The index the scheduled sweep reads.
@@ -126,6 +148,10 @@ fn connector_key(tenant: &str, id: &str) -> Item {
 /// Names are unique per tenant ignoring case.
 fn name_key(tenant: &str, name: &str) -> Item {
     key(tenant, format!("NAME#{}", name.to_lowercase()))
+}
+
+fn idempotency_key(tenant: &str, idem_key: &str) -> Item {
+    key(tenant, format!("IDEMPOTENCY#{idem_key}"))
 }
 
 fn count_key(tenant: &str) -> Item {
@@ -193,6 +219,41 @@ impl DynamoStore {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Keeps the answer unless a live one is there (an expired one, not yet removed by TTL, is replaced).
+    fn remember(
+        &self,
+        tenant: &str,
+        r: &Remembered,
+        now: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = idempotency_key(tenant, &r.key);
+        item.extend([
+            ("fingerprint".to_string(), s(&r.fingerprint)),
+            (
+                "status".to_string(),
+                AttributeValue::N(r.status.to_string()),
+            ),
+            ("body".to_string(), s(&r.body)),
+            ("location".to_string(), s(&r.location)),
+            (
+                "version".to_string(),
+                AttributeValue::N(r.version.to_string()),
+            ),
+            (
+                "expiresAt".to_string(),
+                AttributeValue::N(r.expires_at.to_string()),
+            ),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     fn count_by(&self, tenant: &str, delta: i64) -> Result<TransactWriteItem, StoreError> {
@@ -380,20 +441,31 @@ impl ConnectorReader for DynamoStore {
 }
 
 impl ConnectorWriter for DynamoStore {
-    async fn insert(&self, c: &Connector) -> Result<(), StoreError> {
-        let items = vec![
+    async fn insert(&self, c: &Connector, once: Option<&Remembered>) -> Result<(), StoreError> {
+        let mut items = vec![
             self.put_connector(c, "attribute_not_exists(pk)", None)?,
             self.claim_name(c)?,
             self.count_by(&c.tenant_id, 1)?,
         ];
-        self.transact(items, |i| {
-            if i == 1 {
-                StoreError::NameTaken
-            } else {
-                StoreError::Conflict
-            }
-        })
-        .await
+        if let Some(r) = once {
+            items.push(self.remember(&c.tenant_id, r, crate::ids::unix_now())?);
+        }
+        let result = self
+            .transact(items, |i| match i {
+                0 => StoreError::AlreadyApplied,
+                1 => StoreError::NameTaken,
+                3 => StoreError::KeyUsed,
+                _ => StoreError::Conflict,
+            })
+            .await;
+        match result {
+            // The id is new (a ULID), so only this very transaction can have written it: an attempt
+            // whose answer was lost (connection cut) and that the SDK retried. Being a transaction,
+            // all of it is there. (DynamoDB itself answers such a retry with success, thanks to the
+            // SDK's ClientRequestToken; the emulator does not.)
+            Err(StoreError::AlreadyApplied) => Ok(()),
+            other => other,
+        }
     }
 
     async fn replace(&self, old: &Connector, new: &Connector) -> Result<(), StoreError> {
@@ -524,5 +596,55 @@ impl DueConnectors for DynamoStore {
                 _ => return Ok(found),
             }
         }
+    }
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
+impl IdempotentAnswers for DynamoStore {
+    async fn recall(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<Remembered>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(idempotency_key(tenant, key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let expires_at: u64 = number(&item, "expiresAt").unwrap_or(0);
+        // TTL deletes "within days": an expired answer still in the table counts as gone.
+        if expires_at <= now {
+            return Ok(None);
+        }
+        let kept = (|| {
+            Some(Remembered {
+                key: key.to_string(),
+                fingerprint: text(&item, "fingerprint")?,
+                status: number(&item, "status")?,
+                body: text(&item, "body")?,
+                location: text(&item, "location")?,
+                version: number(&item, "version")?,
+                expires_at,
+            })
+        })();
+        kept.map(Some).ok_or_else(|| {
+            tracing::error!("kept idempotent answer is malformed");
+            StoreError::Internal
+        })
     }
 }

@@ -94,6 +94,7 @@ impl TokenVerifier {
     /// RS256/ES256 keys from a JWKS URL, fetched now (at init).
     pub async fn jwks(url: &str, issuer: &str, audience: &str) -> Result<Self, String> {
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::public_web_config())
             .timeout(Duration::from_secs(3))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;

@@ -41,6 +41,8 @@ pub struct ConnectorPatch {
     pub auth_method: Option<String>,
     pub auth_config: Change<PlainSecret>,
     pub status: Option<Status>,
+    /// `version` in the body: the version the client last read (optimistic locking).
+    pub expected_version: Option<u64>,
 }
 
 impl ConnectorPatch {
@@ -69,6 +71,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "authMethod",
     "authConfig",
     "status",
+    "version",
 ];
 
 /// Validates a create body.
@@ -134,16 +137,19 @@ pub fn parse_update(mut body: Map<String, Value>) -> Result<ConnectorPatch, ApiE
         Some(Value::String(id)) if is_connector_id(&id) => id,
         Some(_) => return Err(ApiError::invalid_id("id")),
     };
-    if body.is_empty() {
+    let mut problems = Vec::new();
+    let expected_version = non_null(&mut problems, body.remove("version"), "version", version);
+    if body.is_empty() && problems.is_empty() {
         return Err(ApiError::new(
             400,
             "nothing_to_update",
             "the body names no field to update besides id",
         ));
     }
-    let mut problems = unknown_fields(&body, UPDATE_FIELDS);
+    problems.extend(unknown_fields(&body, UPDATE_FIELDS));
     let mut patch = ConnectorPatch {
         id,
+        expected_version,
         ..Default::default()
     };
     patch.name = non_null(&mut problems, body.remove("name"), "name", name);
@@ -444,6 +450,16 @@ fn auth_method(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Optio
         }
         _ => {
             problems.push(FieldProblem::new(field, "must match [a-z0-9_]{1,32}"));
+            None
+        }
+    }
+}
+
+fn version(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<u64> {
+    match v.as_u64() {
+        Some(n) if n >= 1 => Some(n),
+        _ => {
+            problems.push(FieldProblem::new(field, "must be a whole number from 1"));
             None
         }
     }

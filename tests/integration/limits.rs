@@ -2,22 +2,11 @@
 
 use crate::listeners::{closed_port, listen, Peer};
 use crate::support::{stack, test_through, tester_with, Reply, Tenant};
-use futures_like::join_all;
+use futures_util::future::join_all;
 use serde_json::json;
 use shared::limits::breaker::BreakerPolicy;
 use shared::limits::rate::RatePolicy;
 use std::time::{Duration, SystemTime};
-
-/// Minimal join_all over spawned tasks (keeps the dependency list short).
-mod futures_like {
-    pub async fn join_all<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            out.push(h.await.unwrap());
-        }
-        out
-    }
-}
 
 fn pg(name: &str, addr: std::net::SocketAddr) -> serde_json::Value {
     json!({"name": name, "type": "postgresql", "config": {"host": "127.0.0.1", "port": addr.port(), "database": "d"}})
@@ -37,7 +26,11 @@ async fn exactly_the_limit_is_admitted_under_concurrency() {
         let (store, tenant) = (st.store.clone(), tenant.clone());
         tokio::spawn(async move { policy.admit(&store, &tenant, now).await.unwrap() })
     });
-    let decisions = join_all(calls.collect()).await;
+    let decisions: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let admitted = decisions.iter().filter(|d| d.allowed).count();
     assert_eq!(admitted, 100);
     let mut remaining: Vec<u32> = decisions
@@ -194,7 +187,11 @@ async fn half_open_admits_exactly_one_trial() {
         let (tester, t, id) = (tester.clone(), t.clone(), id.clone());
         tokio::spawn(async move { test_through(&tester, &t, &id).await })
     });
-    let replies = join_all(calls.collect()).await;
+    let replies: Vec<Reply> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let trials: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
     let rejected = replies
         .iter()

@@ -2,8 +2,10 @@
 //! One test binary, one module per concern; `make test` starts the emulator first.
 
 mod authorizer;
+mod concurrency;
 mod crud;
 mod events;
+mod faults;
 mod identity;
 mod input;
 mod limits;

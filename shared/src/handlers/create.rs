@@ -1,52 +1,71 @@
-//! POST /api/v1/connectors: validate, seal authConfig, write connector + name claim + count at once.
+//! POST /api/v1/connectors: validate, seal authConfig, write connector + name claim + count (and,
+//! with an Idempotency-Key, the answer) at once.
 
 use super::{respond, BASE_PATH, WRITE_ATTEMPTS};
+use crate::audit::AuditEvent;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
-use crate::http::{json, json_object};
+use crate::http::{json, json_object, with_etag};
+use crate::idempotency::{self, Remembered};
 use crate::identity::{identify, WRITE_ROLES};
-use crate::ids::{new_connector_id, now_rfc3339};
+use crate::ids::{new_connector_id, now_rfc3339, unix_now};
 use crate::model::{field_names, Connector, Status};
-use crate::store::{ConnectorWriter, StoreError};
+use crate::store::{ConnectorWriter, IdempotentAnswers, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::parse_create;
 use lambda_http::http::header::{HeaderValue, LOCATION};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handle<S: ConnectorWriter, E: SecretSealer>(
+pub async fn handle<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     store: &S,
     sealer: &E,
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    respond(run(store, sealer, verifier, &req).await)
+    let mut audit = AuditEvent::new("create");
+    let resp = respond(run(store, sealer, verifier, &req, &mut audit).await);
+    audit.emit(resp.status().as_u16());
+    resp
 }
 
-async fn run<S: ConnectorWriter, E: SecretSealer>(
+async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     store: &S,
     sealer: &E,
     verifier: Option<&TokenVerifier>,
     req: &Request,
+    audit: &mut AuditEvent,
 ) -> Result<Response<Body>, ApiError> {
     let who = identify(req, verifier, WRITE_ROLES).await?;
-    let new = parse_create(json_object(req)?)?;
+    audit.identity(&who);
+    let key = idempotency::key(req)?;
+    let body = json_object(req)?;
+    let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));
+    let new = parse_create(body)?;
     let id = new_connector_id();
+    audit.connector(&id);
     // Wrapped so the plaintext is zeroized however this function returns.
     let secret = new.auth_config.filter(|s| !s.0.is_empty());
-    let sealed = match &secret {
-        Some(s) => Some(
-            sealer
-                .seal(
-                    SecretContext {
-                        tenant_id: &who.tenant_id,
-                        connector_id: &id,
-                    },
-                    &s.0,
-                )
-                .await?,
-        ),
-        None => None,
+    let ctx = SecretContext {
+        tenant_id: &who.tenant_id,
+        connector_id: &id,
     };
+    // The kept answer is looked up while the secret is sealed: one round trip for both.
+    let recall = async {
+        match &key {
+            Some(k) => store.recall(&who.tenant_id, k, unix_now()).await,
+            None => Ok(None),
+        }
+    };
+    let seal = async {
+        match &secret {
+            Some(s) => sealer.seal(ctx, &s.0).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (kept, sealed) = tokio::join!(recall, seal);
+    if let (Some(kept), Some(fp)) = (kept?, &fingerprint) {
+        return idempotency::replay(&kept, fp);
+    }
     let now = now_rfc3339();
     let mut connector = Connector {
         id,
@@ -56,7 +75,7 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
         description: new.description,
         config: new.config,
         auth_method: new.auth_method,
-        auth_config: sealed,
+        auth_config: sealed?,
         auth_config_fields: secret
             .as_ref()
             .map(|s| field_names(&s.0))
@@ -73,19 +92,44 @@ async fn run<S: ConnectorWriter, E: SecretSealer>(
     };
     // Due at once: the next sweep probes it.
     connector.schedule(None);
+    let location = format!("{BASE_PATH}/{}", connector.id);
+    let mut resp = with_etag(json(201, &connector.view()), connector.version);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    let once = match (key, fingerprint) {
+        (Some(key), Some(fingerprint)) => Some(Remembered {
+            key,
+            fingerprint,
+            status: 201,
+            body: match resp.body() {
+                Body::Text(t) => t.clone(),
+                _ => String::new(),
+            },
+            location,
+            version: connector.version,
+            expires_at: unix_now() + idempotency::RETENTION.as_secs(),
+        }),
+        _ => None,
+    };
     let mut attempt = 1;
     loop {
-        match store.insert(&connector).await {
-            Ok(()) => break,
+        match store.insert(&connector, once.as_ref()).await {
+            Ok(()) => return Ok(resp),
             // A transaction collided with another write on the same items: it had no effect, so retry.
             Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => attempt += 1,
+            // A concurrent request with the same key won (its name claim fails first when the body
+            // is the same): answer as it did, or 422 when its body differed.
+            Err(e @ (StoreError::KeyUsed | StoreError::NameTaken)) => {
+                let Some(r) = &once else {
+                    return Err(e.into());
+                };
+                return match store.recall(&who.tenant_id, &r.key, unix_now()).await? {
+                    Some(kept) => idempotency::replay(&kept, &r.fingerprint),
+                    None => Err(e.into()),
+                };
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    tracing::info!(tenant = %who.tenant_id, subject = %who.subject, connector = %connector.id, "connector created");
-    let mut resp = json(201, &connector.view());
-    if let Ok(location) = HeaderValue::from_str(&format!("{BASE_PATH}/{}", connector.id)) {
-        resp.headers_mut().insert(LOCATION, location);
-    }
-    Ok(resp)
 }

@@ -1,6 +1,7 @@
 //! DELETE /api/v1/connectors?id=: remove the connector, free its name and uncount it at once.
 
 use super::{respond, WRITE_ATTEMPTS};
+use crate::audit::AuditEvent;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{empty, query_param};
 use crate::identity::{identify, WRITE_ROLES};
@@ -14,15 +15,20 @@ pub async fn handle<S: ConnectorReader + ConnectorWriter>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    respond(run(store, verifier, &req).await)
+    let mut audit = AuditEvent::new("delete");
+    let resp = respond(run(store, verifier, &req, &mut audit).await);
+    audit.emit(resp.status().as_u16());
+    resp
 }
 
 async fn run<S: ConnectorReader + ConnectorWriter>(
     store: &S,
     verifier: Option<&TokenVerifier>,
     req: &Request,
+    audit: &mut AuditEvent,
 ) -> Result<Response<Body>, ApiError> {
     let who = identify(req, verifier, WRITE_ROLES).await?;
+    audit.identity(&who);
     let id = query_param(req, "id")?.ok_or_else(|| {
         ApiError::new(400, "missing_id", "query parameter id is required")
             .with_details(vec![FieldProblem::new("id", "required")])
@@ -30,16 +36,14 @@ async fn run<S: ConnectorReader + ConnectorWriter>(
     if !is_connector_id(&id) {
         return Err(ApiError::invalid_id("id"));
     }
+    audit.connector(&id);
     for _ in 0..WRITE_ATTEMPTS {
         let current = store
             .get(&who.tenant_id, &id)
             .await?
             .ok_or_else(ApiError::not_found)?;
         match store.remove(&current).await {
-            Ok(()) => {
-                tracing::info!(tenant = %who.tenant_id, subject = %who.subject, connector = %id, "connector deleted");
-                return Ok(empty(204));
-            }
+            Ok(()) => return Ok(empty(204)),
             // Changed (or deleted) since we read it: read again.
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -2,7 +2,7 @@
 
 use super::{respond, BASE_PATH};
 use crate::error::{ApiError, FieldProblem};
-use crate::http::{json, path_param, query_param};
+use crate::http::{json, path_param, query_param, with_etag};
 use crate::identity::{identify, READ_ROLES};
 use crate::ids::is_connector_id;
 use crate::model::ConnectorView;
@@ -45,7 +45,7 @@ async fn run<S: ConnectorReader>(
             .get(&who.tenant_id, &id)
             .await?
             .ok_or_else(ApiError::not_found)?;
-        return Ok(json(200, &connector.view()));
+        return Ok(with_etag(json(200, &connector.view()), connector.version));
     }
     let limit = parse_limit(query_param(req, "limit")?.as_deref())?;
     let cursor = query_param(req, "cursor")?;

@@ -24,6 +24,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::NameTaken => ApiError::name_taken(),
+            StoreError::KeyUsed | StoreError::AlreadyApplied => ApiError::conflict(),
             StoreError::Conflict => ApiError::conflict(),
             StoreError::Unavailable => ApiError::unavailable(),
             StoreError::Internal => ApiError::internal(),

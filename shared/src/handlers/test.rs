@@ -1,6 +1,7 @@
 //! POST /api/v1/connectors/test: rate limit → load → circuit breaker → validate → probe → record.
 
 use super::respond;
+use crate::audit::AuditEvent;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{json, json_object};
@@ -117,17 +118,25 @@ where
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        let who = match identify(&req, self.verifier.as_ref(), WRITE_ROLES).await {
+        let mut audit = AuditEvent::new("test");
+        let resp = self.admit_and_run(&req, &mut audit).await;
+        audit.emit(resp.status().as_u16());
+        resp
+    }
+
+    async fn admit_and_run(&self, req: &Request, audit: &mut AuditEvent) -> Response<Body> {
+        let who = match identify(req, self.verifier.as_ref(), WRITE_ROLES).await {
             Ok(who) => who,
             Err(e) => return e.into_response(),
         };
+        audit.identity(&who);
         let now = SystemTime::now();
         let decision = match self.rate.admit(&self.store, &who.tenant_id, now).await {
             Ok(d) => d,
             Err(e) => return ApiError::from(e).into_response(),
         };
         let mut resp = if decision.allowed {
-            respond(self.run(&who.tenant_id, &req, now).await)
+            respond(self.run(&who.tenant_id, req, now, audit).await)
         } else {
             let mut e = ApiError::new(
                 429,
@@ -162,6 +171,7 @@ where
         tenant: &str,
         req: &Request,
         now: SystemTime,
+        audit: &mut AuditEvent,
     ) -> Result<Response<Body>, ApiError> {
         let id = match json_object(req)?.remove("id") {
             Some(Value::String(id)) if is_connector_id(&id) => id,
@@ -171,6 +181,7 @@ where
             }
             Some(_) => return Err(ApiError::invalid_id("id")),
         };
+        audit.connector(&id);
         let current = self
             .store
             .get(tenant, &id)

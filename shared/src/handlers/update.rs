@@ -1,9 +1,10 @@
 //! PUT /api/v1/connectors: apply the fields present to the stored connector, guarded by its version.
 
 use super::{respond, WRITE_ATTEMPTS};
+use crate::audit::AuditEvent;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
-use crate::http::{json, json_object};
+use crate::http::{if_match, json, json_object, with_etag};
 use crate::identity::{identify, WRITE_ROLES};
 use crate::ids::now_rfc3339;
 use crate::masking::{may_hold_masks, restore_masked};
@@ -24,7 +25,10 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    respond(run(store, sealer, verifier, &req).await)
+    let mut audit = AuditEvent::new("update");
+    let resp = respond(run(store, sealer, verifier, &req, &mut audit).await);
+    audit.emit(resp.status().as_u16());
+    resp
 }
 
 async fn run<S, E>(
@@ -32,24 +36,33 @@ async fn run<S, E>(
     sealer: &E,
     verifier: Option<&TokenVerifier>,
     req: &Request,
+    audit: &mut AuditEvent,
 ) -> Result<Response<Body>, ApiError>
 where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
     let who = identify(req, verifier, WRITE_ROLES).await?;
+    audit.identity(&who);
+    let allowed = if_match(req)?;
     let patch = parse_update(json_object(req)?)?;
+    audit.connector(&patch.id);
     for _ in 0..WRITE_ATTEMPTS {
         let current = store
             .get(&who.tenant_id, &patch.id)
             .await?
             .ok_or_else(ApiError::not_found)?;
+        // Checked on every read: after a concurrent write the re-read version no longer matches.
+        let expected_ok = allowed
+            .as_ref()
+            .is_none_or(|v| v.contains(&current.version))
+            && patch.expected_version.is_none_or(|v| v == current.version);
+        if !expected_ok {
+            return Err(ApiError::version_mismatch(current.version));
+        }
         let next = apply(sealer, &current, &patch).await?;
         match store.replace(&current, &next).await {
-            Ok(()) => {
-                tracing::info!(tenant = %who.tenant_id, subject = %who.subject, connector = %next.id, "connector updated");
-                return Ok(json(200, &next.view()));
-            }
+            Ok(()) => return Ok(with_etag(json(200, &next.view()), next.version)),
             // Another write landed between our read and write: apply the patch to the fresh item.
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -1,0 +1,334 @@
+//! Faults between the functions and AWS: a fault-injecting proxy in front of the emulator
+//! throttles, cuts or drops chosen operations; the handlers must answer 503 (with Retry-After)
+//! and leave nothing half-written in the table.
+
+use crate::support::{postgres, stack, Call, Reply, Tenant, TABLE};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use shared::envelope::KmsEnvelope;
+use shared::handlers::{create, list, update};
+use shared::store::DynamoStore;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to requests whose `X-Amz-Target` ends with `op`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Answers DynamoDB's throttling error, every time.
+    Throttle,
+    /// Closes the connection without an answer, every time (a service that is down).
+    Drop,
+    /// Forwards half of the first request's body, then cuts both connections.
+    CutMidRequest,
+    /// Forwards the first request whole (it takes effect), then cuts before the answer.
+    CutBeforeAnswer,
+}
+
+struct Proxy {
+    url: String,
+    /// Operation names seen, in order.
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+async fn proxy(op: &'static str, fault: Fault) -> Proxy {
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("make test sets AWS_ENDPOINT_URL");
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let fired = Arc::new(Mutex::new(false));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, log, fired) = (upstream.clone(), log.clone(), fired.clone());
+            tokio::spawn(async move {
+                let _ = serve(client, &upstream, op, fault, &log, &fired).await;
+            });
+        }
+    });
+    Proxy { url, seen }
+}
+
+async fn serve(
+    client: TcpStream,
+    upstream: &str,
+    op: &str,
+    fault: Fault,
+    log: &Mutex<Vec<String>>,
+    fired: &Mutex<bool>,
+) -> std::io::Result<()> {
+    let mut client = BufReader::new(client);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let n = client.read_until(b'\n', &mut head).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).to_lowercase();
+        let header = |name: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(&format!("{name}:"))
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        let mut body = vec![
+            0;
+            header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        ];
+        client.read_exact(&mut body).await?;
+        let target = header("x-amz-target").unwrap_or_default();
+        let name = target.rsplit('.').next().unwrap_or("").to_string();
+        log.lock().unwrap().push(name.clone());
+        let hit = name.eq_ignore_ascii_case(op);
+        let first = hit && !std::mem::replace(&mut *fired.lock().unwrap(), true);
+        match fault {
+            Fault::Throttle if hit => {
+                let body = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                let reply = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: ThrottlingException\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                client.get_mut().write_all(reply.as_bytes()).await?;
+                client.get_mut().write_all(body).await?;
+                continue;
+            }
+            Fault::Drop if hit => return Ok(()),
+            Fault::CutMidRequest if first => {
+                let mut up = TcpStream::connect(upstream).await?;
+                up.write_all(&head).await?;
+                up.write_all(&body[..body.len() / 2]).await?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let mut up = TcpStream::connect(upstream).await?;
+        up.write_all(&head).await?;
+        up.write_all(&body).await?;
+        let mut reply = Vec::new();
+        up.read_to_end(&mut reply).await?; // the emulator closes after each answer
+        if fault == Fault::CutBeforeAnswer && first {
+            return Ok(());
+        }
+        client.get_mut().write_all(&reply).await?;
+        return Ok(()); // its answer said Connection: close
+    }
+}
+
+/// A store and sealer whose AWS calls go through the proxy, built as the functions build theirs
+/// (the SDK's default retries), against the test table and key.
+async fn through(p: &Proxy) -> (DynamoStore, KmsEnvelope) {
+    let st = stack().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared::tls::aws_http_client())
+        .endpoint_url(&p.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    (
+        DynamoStore::from_sdk(&sdk, TABLE),
+        KmsEnvelope::from_sdk(&sdk, &st.key_id),
+    )
+}
+
+fn request(call: Call) -> lambda_http::Request {
+    lambda_http::request::from_str(&call.event().to_string()).unwrap()
+}
+
+/// Every item of the tenant's partition, as (sk, item).
+async fn partition(
+    tenant: &str,
+) -> Vec<(String, std::collections::HashMap<String, AttributeValue>)> {
+    let out = stack()
+        .await
+        .dynamo
+        .query()
+        .table_name(TABLE)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.items()
+        .iter()
+        .map(|i| (i["sk"].as_s().unwrap().clone(), i.clone()))
+        .collect()
+}
+
+/// Connectors, name claims and the counter agree: no transaction left half of itself behind.
+async fn assert_consistent(tenant: &str) -> usize {
+    let items = partition(tenant).await;
+    let connectors = items
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("CONNECTOR#"))
+        .count();
+    let names = items
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("NAME#"))
+        .count();
+    let count = items
+        .iter()
+        .find(|(sk, _)| sk == "COUNT")
+        .map(|(_, i)| i["count"].as_n().unwrap().parse::<usize>().unwrap())
+        .unwrap_or(0);
+    assert_eq!(
+        (names, count),
+        (connectors, connectors),
+        "partition of {tenant}: {items:?}"
+    );
+    connectors
+}
+
+fn create_call(t: &Tenant, body: serde_json::Value) -> Call {
+    Call::new("POST", "/api/v1/connectors")
+        .bearer(&t.token)
+        .json(body)
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_is_retried_then_answered_with_503_and_retry_after() {
+    let t = Tenant::new("throttled");
+    let p = proxy("TransactWriteItems", Fault::Throttle).await;
+    let (store, sealer) = through(&p).await;
+    let st = stack().await;
+    let r = Reply::from(
+        create::handle(
+            &store,
+            &sealer,
+            Some(&st.verifier),
+            request(create_call(&t, postgres("t"))),
+        )
+        .await,
+    );
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
+    assert!(
+        r.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
+    let attempts = p
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| *o == "transactwriteitems")
+        .count();
+    assert!(
+        attempts >= 3,
+        "the SDK retried with backoff before giving up: {attempts} attempt(s)"
+    );
+    assert_eq!(assert_consistent(&t.id).await, 0);
+
+    let p = proxy("Query", Fault::Throttle).await;
+    let (store, _) = through(&p).await;
+    let call = Call::new("GET", "/api/v1/connectors").bearer(&t.token);
+    let r = Reply::from(list::handle(&store, Some(&st.verifier), request(call)).await);
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn kms_down_during_create_or_update_writes_nothing() {
+    let t = Tenant::new("kmsdown");
+    let st = stack().await;
+    let p = proxy("GenerateDataKey", Fault::Drop).await;
+    let (store, sealer) = through(&p).await;
+    let body = json!({"name": "sealed", "type": "mysql", "config": {"host": "db.example.com", "port": 3306, "database": "d"},
+                      "authMethod": "password", "authConfig": {"username": "u", "password": "kms-down-secret"}});
+    let r = Reply::from(
+        create::handle(
+            &store,
+            &sealer,
+            Some(&st.verifier),
+            request(create_call(&t, body)),
+        )
+        .await,
+    );
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(
+        partition(&t.id).await.is_empty(),
+        "nothing written when KMS is down"
+    );
+
+    let id = t.create_id(postgres("plain")).await;
+    let put = Call::new("PUT", "/api/v1/connectors")
+        .bearer(&t.token)
+        .json(json!({"id": id, "authConfig": {"password": "new-secret"}}));
+    let r = Reply::from(update::handle(&store, &sealer, Some(&st.verifier), request(put)).await);
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
+    let now = t.get(&id).await;
+    assert_eq!(now.body["version"], 1, "the failed update changed nothing");
+    assert!(now.body["authConfig"].is_null(), "{}", now.raw);
+    assert_eq!(assert_consistent(&t.id).await, 1);
+}
+
+#[tokio::test]
+async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
+    let st = stack().await;
+    // Cut while the request is on the wire: the transaction never ran; the SDK's retry creates it.
+    let t = Tenant::new("cutmid");
+    let p = proxy("TransactWriteItems", Fault::CutMidRequest).await;
+    let (store, sealer) = through(&p).await;
+    let r = Reply::from(
+        create::handle(
+            &store,
+            &sealer,
+            Some(&st.verifier),
+            request(create_call(&t, postgres("mid"))),
+        )
+        .await,
+    );
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(assert_consistent(&t.id).await, 1);
+
+    // Cut after the transaction ran, before its answer: all of it is there, and the SDK's retry,
+    // which finds the new connector's own id taken, is known to be that same transaction: 201.
+    let t = Tenant::new("cutlate");
+    let p = proxy("TransactWriteItems", Fault::CutBeforeAnswer).await;
+    let (store, sealer) = through(&p).await;
+    let r = Reply::from(
+        create::handle(
+            &store,
+            &sealer,
+            Some(&st.verifier),
+            request(create_call(&t, postgres("late"))),
+        )
+        .await,
+    );
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(assert_consistent(&t.id).await, 1);
+    assert_eq!(t.get(r.body["id"].as_str().unwrap()).await.status, 200);
+
+    // The same with an Idempotency-Key: the kept answer is written in the same transaction.
+    let t = Tenant::new("cutkey");
+    let p = proxy("TransactWriteItems", Fault::CutBeforeAnswer).await;
+    let (store, sealer) = through(&p).await;
+    let call = create_call(&t, postgres("late")).header("Idempotency-Key", "cut-1");
+    let r = Reply::from(
+        create::handle(&store, &sealer, Some(&st.verifier), request(call.clone())).await,
+    );
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(assert_consistent(&t.id).await, 1);
+    let again =
+        Reply::from(create::handle(&store, &sealer, Some(&st.verifier), request(call)).await);
+    assert_eq!(
+        (again.status, &again.body),
+        (201, &r.body),
+        "the client's own retry gets the same answer"
+    );
+}
