@@ -129,7 +129,7 @@ class Bench:
     def command(self, function: str) -> list:
         if function == "peer":
             return [sys.executable, os.path.join(ROOT, "bench", "peer", "bootstrap.py")]
-        return [os.path.join(ROOT, "target", "lambda", function, "bootstrap")]
+        return [os.path.join(ROOT, self.args.binaries.format(name=function))]
 
     def cold_starts(self, function: str, event_for) -> dict:
         inits, rss_init, rss_first = [], [], []
@@ -222,11 +222,16 @@ class Bench:
         summary = inv.body
         if summary.get("ok") != n:
             raise SystemExit(f"sweep: expected {n} ok probes, got {summary}")
+        by_op: dict = {}
+        for c in calls:
+            by_op.setdefault(c.op, []).append(c.end - c.start)
         return {
             "connectors": n,
             "seconds": inv.latency,
             "per_second": summary["probed"] / inv.latency,
             "aws_calls": len(calls),
+            "aws_calls_by_operation": {op: {"count": len(d), "emulator_ms_median": statistics.median(d) * 1000} for op, d in by_op.items()},
+            "emulator_busy_seconds": busy(calls, inv.sent_at, inv.done_at),
             "concurrency": int(self.env.get("SWEEP_CONCURRENCY", "16")),
         }
 
@@ -312,6 +317,8 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sweep", type=int, default=1000)
+    parser.add_argument("--binaries", default="target/lambda/{name}/bootstrap",
+                        help="where the release binaries are, relative to the repository")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     args = parser.parse_args()
     results = Bench(args).run()

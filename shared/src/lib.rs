@@ -15,6 +15,8 @@ pub mod limits;
 pub mod masking;
 pub mod model;
 pub mod probe;
+#[cfg(test)]
+mod props;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -16,9 +16,11 @@ use crate::model::Connector;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -55,6 +57,11 @@ pub trait ConnectorReader: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = Result<Option<Connector>, StoreError>> + Send;
+    /// The connectors among `keys` (tenant, id) that exist, read in batches of 100.
+    fn get_many(
+        &self,
+        keys: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<Connector>, StoreError>> + Send;
     /// Up to `limit` connectors after the id `after`, and the tenant's total.
     fn page(
         &self,
@@ -353,6 +360,52 @@ where
     }
 }
 
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
+
+impl DynamoStore {
+    /// One BatchGetItem (≤ 100 keys), retrying the keys DynamoDB left unprocessed (it does so
+    /// under throttling) a few times with a short backoff; keys still unprocessed are left out.
+    async fn get_batch(&self, chunk: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
+        let mut found = Vec::with_capacity(chunk.len());
+        let mut pending: Vec<Item> = chunk.iter().map(|(t, id)| connector_key(t, id)).collect();
+        for attempt in 0..4u32 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                for item in items {
+                    found.push(from_item(item)?);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            tracing::warn!(left = pending.len(), "BatchGetItem left keys unprocessed");
+        }
+        Ok(found)
+    }
+}
+
 fn from_item(item: Item) -> Result<Connector, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| {
         tracing::error!(error = %e, "stored connector does not deserialize");
@@ -372,6 +425,17 @@ impl ConnectorReader for DynamoStore {
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         out.item.map(from_item).transpose()
+    }
+
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
+        let chunks: Vec<Vec<(String, String)>> =
+            keys.chunks(BATCH_GET_MAX).map(<[_]>::to_vec).collect();
+        let batches: Vec<Vec<Connector>> = stream::iter(chunks)
+            .map(|chunk| async move { self.get_batch(&chunk).await })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        Ok(batches.into_iter().flatten().collect())
     }
 
     async fn page(

@@ -5,6 +5,7 @@ use crate::ids::is_connector_id;
 use crate::model::{ConnectorType, PlainSecret, Requirement, Status};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
+use unicode_normalization::UnicodeNormalization;
 
 pub const MAX_NAME_CHARS: usize = 128;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
@@ -92,7 +93,7 @@ pub fn parse_create(mut body: Map<String, Value>) -> Result<NewConnector, ApiErr
         description,
     )
     .unwrap_or_default();
-    let config = optional(&mut problems, body.remove("config"), "config", object)
+    let config = optional(&mut problems, body.remove("config"), "config", config)
         .flatten()
         .unwrap_or_default();
     let auth_method = match body.remove("authMethod") {
@@ -167,7 +168,7 @@ pub fn parse_update(mut body: Map<String, Value>) -> Result<ConnectorPatch, ApiE
         "description",
         description,
     );
-    patch.config = change(&mut problems, body.remove("config"), "config", object);
+    patch.config = change(&mut problems, body.remove("config"), "config", config);
     patch.auth_config = change(
         &mut problems,
         body.remove("authConfig"),
@@ -389,8 +390,12 @@ fn name(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Strin
                 "must be at most 128 characters"
             } else if t.chars().any(char::is_control) {
                 "must not contain control characters"
+            } else if t.chars().any(is_invisible) {
+                "must not contain invisible or direction-changing characters"
             } else {
-                return Some(t.to_string());
+                // One spelling per name: "Café" typed precomposed or with a combining accent is
+                // the same name (and the same claim).
+                return Some(t.nfc().collect());
             }
         }
         _ => "must be a string",
@@ -433,6 +438,69 @@ fn object(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Map
             None
         }
     }
+}
+
+/// Deepest nesting of objects and arrays inside `config` (DynamoDB stores at most 32 levels).
+pub const MAX_CONFIG_DEPTH: usize = 16;
+/// Decimals in `config` stay within what DynamoDB numbers hold (and print without exponent).
+const MAX_DECIMAL: f64 = 1e15;
+const MIN_DECIMAL: f64 = 1e-15;
+
+/// `config`: an object DynamoDB can store as a map — bounded nesting, no empty keys, numbers in range.
+fn config(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<Map<String, Value>> {
+    let map = object(problems, field, v)?;
+    let before = problems.len();
+    for (k, v) in &map {
+        storable(problems, &format!("{field}.{k}"), k, v, 1);
+    }
+    (problems.len() == before).then_some(map)
+}
+
+fn storable(problems: &mut Vec<FieldProblem>, path: &str, key: &str, v: &Value, depth: usize) {
+    if key.is_empty() {
+        problems.push(FieldProblem::new(path, "keys must not be empty"));
+        return;
+    }
+    let children: Vec<(String, &str, &Value)> = match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| (format!("{path}.{k}"), k.as_str(), v))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{path}[{i}]"), "-", v))
+            .collect(),
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN).abs();
+            if !(x == 0.0 || (MIN_DECIMAL..=MAX_DECIMAL).contains(&x)) {
+                problems.push(FieldProblem::new(
+                    path,
+                    "decimals must be between 1e-15 and 1e15 in magnitude",
+                ));
+            }
+            return;
+        }
+        _ => return,
+    };
+    if !children.is_empty() && depth >= MAX_CONFIG_DEPTH {
+        problems.push(FieldProblem::new(path, "nested deeper than 16 levels"));
+        return;
+    }
+    for (p, k, v) in children {
+        storable(problems, &p, k, v, depth + 1);
+    }
+}
+
+/// Characters that render as nothing or reorder text (Unicode format characters, line and
+/// paragraph separators, noncharacters): in a name they make look-alikes of other names.
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0xFDD0..=0xFDEF | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
+        || (c as u32 & 0xFFFE) == 0xFFFE
 }
 
 fn secret(problems: &mut Vec<FieldProblem>, field: &str, v: Value) -> Option<PlainSecret> {

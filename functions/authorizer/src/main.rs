@@ -5,7 +5,8 @@ use shared::config::Settings;
 use shared::handlers::authorizer::authorize;
 use std::convert::Infallible;
 
-#[tokio::main]
+// One request at a time per Lambda instance: a single-threaded runtime starts no worker threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let settings = Settings::from_env_for_authorizer();

@@ -6,7 +6,8 @@ use shared::handlers::list;
 use shared::store::DynamoStore;
 use std::convert::Infallible;
 
-#[tokio::main]
+// One request at a time per Lambda instance: a single-threaded runtime starts no worker threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let settings = Settings::from_env();

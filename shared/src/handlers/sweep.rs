@@ -7,7 +7,7 @@ use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
 use crate::ids::format_rfc3339;
-use crate::model::{Status, DUE_SHARDS};
+use crate::model::{Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter};
 use futures_util::stream::{self, StreamExt};
@@ -92,8 +92,18 @@ where
             }
         }
         let budget = self.prober.settings().total_timeout + MARGIN;
-        let results: Vec<Swept> = stream::iter(due)
-            .map(|(tenant, id)| async move {
+        // Read in batches of 100; one write per probed connector follows.
+        let connectors = match self.store.get_many(&due).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = ?e, "due connectors could not be read");
+                Vec::new()
+            }
+        };
+        // Deleted since the index was read (or unreadable): nothing to probe.
+        let gone = due.len().saturating_sub(connectors.len());
+        let results: Vec<Swept> = stream::iter(connectors)
+            .map(|connector| async move {
                 let time_left = deadline.is_none_or(|d| {
                     d.duration_since(SystemTime::now())
                         .is_ok_and(|left| left > budget)
@@ -101,12 +111,15 @@ where
                 if !time_left {
                     return Swept::Skipped;
                 }
-                self.sweep_one(&tenant, &id).await
+                self.sweep_one(connector).await
             })
             .buffer_unordered(self.sweep.concurrency.max(1))
             .collect()
             .await;
-        let mut summary = SweepSummary::default();
+        let mut summary = SweepSummary {
+            skipped: gone,
+            ..SweepSummary::default()
+        };
         for r in results {
             match r {
                 Swept::Ok => (summary.probed, summary.ok) = (summary.probed + 1, summary.ok + 1),
@@ -126,25 +139,21 @@ where
         summary
     }
 
-    async fn sweep_one(&self, tenant: &str, id: &str) -> Swept {
-        let current = match self.store.get(tenant, id).await {
-            Ok(Some(c)) if c.status != Status::Inactive => c,
-            Ok(_) => return Swept::Skipped,
-            Err(e) => {
-                tracing::warn!(tenant, connector = id, error = ?e, "sweep could not read a connector");
-                return Swept::Skipped;
-            }
-        };
+    async fn sweep_one(&self, current: Connector) -> Swept {
+        if current.status == Status::Inactive {
+            return Swept::Skipped;
+        }
+        let (tenant, id) = (current.tenant_id.clone(), current.id.clone());
         let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
             return Swept::Skipped;
         };
-        match self.test(admitted).await {
+        match self.test(admitted, false).await {
             Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
             Ok(_) => Swept::Failed,
             Err(e) => {
                 tracing::warn!(
-                    tenant,
-                    connector = id,
+                    tenant = %tenant,
+                    connector = %id,
                     code = e.code,
                     "sweep could not test a connector"
                 );

@@ -12,6 +12,7 @@ use crate::limits::rate::{RateDecision, RatePolicy};
 use crate::masking::mask;
 use crate::model::{Connector, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
+use crate::probe::target::probe_uses_secret;
 use crate::probe::Prober;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter, StoreError};
 use crate::token::TokenVerifier;
@@ -188,7 +189,8 @@ where
             .await?
             .ok_or_else(ApiError::not_found)?;
         let current = self.admit(current, now).await?;
-        let tested = self.test(current).await?;
+        // The answer shows authConfig masked, so it is decrypted even when the probe needs none.
+        let tested = self.test(current, true).await?;
         // Masked leaf by leaf straight from the secret: no unmasked copy is made.
         let masked = Value::Object(
             tested
@@ -233,10 +235,12 @@ where
         }
     }
 
-    /// Validates, probes and records one connector that the breaker admitted.
-    pub async fn test(&self, current: Connector) -> Result<Tested, ApiError> {
+    /// Validates, probes and records one connector that the breaker admitted. The secret is
+    /// decrypted when the probe uses it, or when `show_secret` (the answer shows it masked).
+    pub async fn test(&self, current: Connector, show_secret: bool) -> Result<Tested, ApiError> {
+        let wanted = show_secret || probe_uses_secret(current.kind);
         let secret = match &current.auth_config {
-            Some(sealed) => Some(
+            Some(sealed) if wanted => Some(
                 self.sealer
                     .open(
                         SecretContext {
@@ -247,13 +251,13 @@ where
                     )
                     .await?,
             ),
-            None => None,
+            _ => None,
         };
-        let problems = check_config(
-            current.kind,
-            &current.config,
-            has_api_key(secret.as_ref().map(|s| &s.0)),
-        );
+        let api_key = match &secret {
+            Some(s) => has_api_key(Some(&s.0)),
+            None => current.auth_config_fields.iter().any(|f| f == "apiKey"),
+        };
+        let problems = check_config(current.kind, &current.config, api_key);
         let diagnostics = if problems.is_empty() {
             self.prober
                 .probe(

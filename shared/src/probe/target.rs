@@ -93,6 +93,16 @@ fn https(host: &str, path: &str) -> Result<Url, String> {
 
 /// Credentials for a generic HTTP endpoint: `token`/`bearerToken`/`accessToken`/`apiKey` as a
 /// bearer token, or `username` + `password` as Basic.
+/// True when the probe of this type sends or uses the credentials; the others only prove the
+/// service answers, so the scheduled sweep need not decrypt anything for them.
+pub fn probe_uses_secret(kind: ConnectorType) -> bool {
+    use ConnectorType::*;
+    matches!(
+        kind,
+        RestApi | Webhook | Salesforce | Hubspot | AwsS3 | AmazonKinesis
+    )
+}
+
 fn http_auth(secret: Option<&Map<String, Value>>) -> HttpAuth {
     let Some(s) = secret else {
         return HttpAuth::None;
