@@ -15,13 +15,16 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template replay api-fuzz
+.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
 	@echo "make -s token TENANT=acme ROLE=admin   print a bearer token the local stack accepts (TENANTS=a,b for several)"
 	@echo "make fake-postgres              a Postgres look-alike on 127.0.0.1:15432 (with make local PROBE_ALLOW_CIDRS=127.0.0.1)"
-	@echo "make test                       formatting, clippy, unit and integration tests (what CI runs)"
+	@echo "make test                       formatting, clippy, unit, integration, contract, replay and fuzz (what CI runs)"
+	@echo "make bench                      cold start, memory, latency, AWS round trips, sizes, sweep rate (bench/results.json)"
+	@echo "make bench-check                compare bench/results.json with bench/budgets.json; fails on a missed budget"
+	@echo "make fuzz [FUZZ_SECONDS=60]     run every cargo-fuzz target for a bounded time"
 
 # The project-local Python environment: the AWS emulator, cargo-lambda and cfn-lint.
 $(VENV)/.installed: local/requirements.txt
@@ -67,9 +70,35 @@ template: venv
 api-fuzz: venv
 	local/with-emulator.sh local/api-fuzz.sh "http://127.0.0.1:$(TEST_EMULATOR_PORT)"
 
-# Every sample event through the release binaries (cargo lambda build) over the Runtime API.
-replay: venv
+# The release binaries (LTO, size-optimized, stripped) in target/lambda/<function>/bootstrap.
+release: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release
+
+# Every sample event through the release binaries over the Runtime API.
+replay: release
 	local/with-emulator.sh $(VENV)/bin/python local/replay.py "http://127.0.0.1:$(TEST_EMULATOR_PORT)"
 
+# Benchmarks of the release binaries against the emulator and a Python/boto3 peer (see bench/).
+bench: release
+	local/with-emulator.sh $(VENV)/bin/python bench/run.py
+
+bench-check:
+	python3 bench/check.py
+
+# cargo-fuzz (installed into .local/cargo on first use); libFuzzer targets in fuzz/, run for
+# FUZZ_SECONDS each. Stable toolchain: RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := request_body ssrf masking cursor
+CARGO_FUZZ := .local/cargo/bin/cargo-fuzz
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked --version ^0.13 --root .local/cargo
+
+fuzz: $(CARGO_FUZZ)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) fuzz run --fuzz-dir fuzz --sanitizer none $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS); \
+	done
+
 test: venv fmt lint contract template unit integration api-fuzz replay
+	$(MAKE) fuzz FUZZ_SECONDS=20

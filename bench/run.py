@@ -241,7 +241,7 @@ class Bench:
             env=dict(os.environ, JWT_SECRET=SECRET), text=True).strip()
         for function in FUNCTIONS:
             path = self.command(function)[0]
-            self.results["functions"][function] = {"size_mib": os.path.getsize(path) / 2**20}
+            self.results["functions"][function] = {"size_mb": os.path.getsize(path) / 1e6}
         # Order matters: create fills the pool that update, test and delete use.
         for function in ["create", "list", "update", "test", "authorizer", "delete"]:
             print(f"bench: {function}", file=sys.stderr, flush=True)
@@ -294,10 +294,10 @@ class Bench:
 
 
 def table(r: dict) -> str:
-    rows = ["| function | size MiB | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | AWS calls / rounds |",
+    rows = ["| function | size MB | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | AWS calls / rounds |",
             "|---|---|---|---|---|---|---|---|"]
     for name, f in r["functions"].items():
-        rows.append(f"| {name} | {f['size_mib']:.1f} | {f['init_ms_median']:.2f} / {f['init_ms_p90']:.2f} | "
+        rows.append(f"| {name} | {f['size_mb']:.1f} | {f['init_ms_median']:.2f} / {f['init_ms_p90']:.2f} | "
                     f"{f['rss_init_mib']:.1f} / {f['rss_first_mib']:.1f} | {f['warm_ms_median']:.2f} | "
                     f"{f['emulator_ms_median']:.2f} | {f['overhead_ms_median']:.2f} | {f['aws_calls']} / {f['aws_rounds']} |")
     p = r["peer"]

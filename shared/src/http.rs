@@ -1,6 +1,7 @@
 //! Request parsing and response building shared by every handler.
 
 use crate::error::{ApiError, FieldProblem};
+use crate::strict_json::Strict;
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -119,7 +120,7 @@ pub fn json_object(req: &Request) -> Result<Map<String, Value>, ApiError> {
             "request body is empty; expected a JSON object",
         ));
     }
-    match serde_json::from_slice::<Value>(bytes) {
+    match serde_json::from_slice::<Strict>(bytes).map(|s| s.0) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::new(
             400,

@@ -54,17 +54,29 @@ pub async fn identify(
     verifier: Option<&TokenVerifier>,
     allowed: &[Role],
 ) -> Result<Identity, ApiError> {
-    let identity = match authorizer_context(req) {
-        Some(ctx) => ctx?,
-        None => from_token(req, verifier).await?,
-    };
-    if !allowed.contains(&identity.role) {
-        return Err(ApiError::forbidden(format!(
+    let identity = caller(req, verifier).await?;
+    permit(&identity, allowed)?;
+    Ok(identity)
+}
+
+/// Resolves the caller (authorizer context, else the bearer token) without judging its role.
+pub async fn caller(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identity, ApiError> {
+    match authorizer_context(req) {
+        Some(ctx) => ctx,
+        None => from_token(req, verifier).await,
+    }
+}
+
+/// 403 unless the caller's role is one of `allowed`.
+pub fn permit(identity: &Identity, allowed: &[Role]) -> Result<(), ApiError> {
+    if allowed.contains(&identity.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
             "role {} may not do this",
             identity.role.as_str()
-        )));
+        )))
     }
-    Ok(identity)
 }
 
 /// `requestContext.authorizer.lambda.{tenantId, role, sub}` set by the API Gateway authorizer.

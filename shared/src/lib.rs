@@ -18,6 +18,7 @@ pub mod probe;
 #[cfg(test)]
 mod props;
 pub mod store;
+pub mod strict_json;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

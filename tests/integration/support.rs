@@ -95,6 +95,11 @@ pub fn probe_settings() -> ProbeSettings {
     }
 }
 
+/// The verifier of the tokens `token()` mints.
+pub fn verifier() -> TokenVerifier {
+    TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
+}
+
 /// A test endpoint with its own breaker policy and rate limit.
 pub fn tester_with(
     sdk: &aws_config::SdkConfig,
@@ -182,15 +187,24 @@ fn ulid_suffix() -> String {
 
 /// A bearer token the stack accepts.
 pub fn token(tenants: &[&str], role: &str) -> String {
+    signed(&token_claims(tenants, role))
+}
+
+/// The claims of `token()`, valid for ten minutes, to alter before signing.
+pub fn token_claims(tenants: &[&str], role: &str) -> Value {
     let exp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 600;
-    let claims = json!({"sub": "tester", "tenants": tenants, "role": role, "iss": ISSUER, "aud": AUDIENCE, "exp": exp});
+    json!({"sub": "tester", "tenants": tenants, "role": role, "iss": ISSUER, "aud": AUDIENCE, "exp": exp})
+}
+
+/// Claims signed with the stack's HS256 secret.
+pub fn signed(claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
-        &claims,
+        claims,
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()

@@ -7,7 +7,7 @@ use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
 use crate::idempotency::{self, Remembered};
-use crate::identity::{identify, WRITE_ROLES};
+use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{new_connector_id, now_rfc3339, unix_now};
 use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorWriter, IdempotentAnswers, StoreError};
@@ -35,8 +35,10 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     req: &Request,
     audit: &mut AuditEvent,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identify(req, verifier, WRITE_ROLES).await?;
+    // Known before the role is checked, so a refused caller is in the audit trail too.
+    let who = caller(req, verifier).await?;
     audit.identity(&who);
+    permit(&who, WRITE_ROLES)?;
     let key = idempotency::key(req)?;
     let body = json_object(req)?;
     let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));

@@ -4,7 +4,7 @@ use super::{respond, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{empty, query_param};
-use crate::identity::{identify, WRITE_ROLES};
+use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::is_connector_id;
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
@@ -27,8 +27,10 @@ async fn run<S: ConnectorReader + ConnectorWriter>(
     req: &Request,
     audit: &mut AuditEvent,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identify(req, verifier, WRITE_ROLES).await?;
+    // Known before the role is checked, so a refused caller is in the audit trail too.
+    let who = caller(req, verifier).await?;
     audit.identity(&who);
+    permit(&who, WRITE_ROLES)?;
     let id = query_param(req, "id")?.ok_or_else(|| {
         ApiError::new(400, "missing_id", "query parameter id is required")
             .with_details(vec![FieldProblem::new("id", "required")])

@@ -48,15 +48,7 @@ async fn run<S: ConnectorReader>(
         return Ok(with_etag(json(200, &connector.view()), connector.version));
     }
     let limit = parse_limit(query_param(req, "limit")?.as_deref())?;
-    let cursor = query_param(req, "cursor")?;
-    if cursor.as_deref().is_some_and(|c| !is_connector_id(c)) {
-        return Err(ApiError::new(
-            400,
-            "invalid_cursor",
-            "cursor must be the id of the last connector of the previous page",
-        )
-        .with_details(vec![FieldProblem::new("cursor", "not a connector id")]));
-    }
+    let cursor = parse_cursor(query_param(req, "cursor")?)?;
     let page = store.page(&who.tenant_id, limit, cursor.as_deref()).await?;
     let next_cursor = if page.has_more {
         page.items.last().map(|c| c.id.as_str())
@@ -85,6 +77,20 @@ fn detail_id(req: &Request) -> Option<String> {
 }
 
 /// `limit`: an integer from 1 to 100, default 20.
+/// The cursor is the id of the last connector of the previous page (it becomes the Query's
+/// ExclusiveStartKey), so only a well-formed connector id is accepted.
+pub fn parse_cursor(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(c) if !is_connector_id(&c) => Err(ApiError::new(
+            400,
+            "invalid_cursor",
+            "cursor must be the id of the last connector of the previous page",
+        )
+        .with_details(vec![FieldProblem::new("cursor", "not a connector id")])),
+        other => Ok(other),
+    }
+}
+
 pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),

@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{json, json_object};
-use crate::identity::{identify, WRITE_ROLES};
+use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{format_rfc3339, is_connector_id};
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::{RateDecision, RatePolicy};
@@ -126,11 +126,14 @@ where
     }
 
     async fn admit_and_run(&self, req: &Request, audit: &mut AuditEvent) -> Response<Body> {
-        let who = match identify(req, self.verifier.as_ref(), WRITE_ROLES).await {
+        let who = match caller(req, self.verifier.as_ref()).await {
             Ok(who) => who,
             Err(e) => return e.into_response(),
         };
         audit.identity(&who);
+        if let Err(e) = permit(&who, WRITE_ROLES) {
+            return e.into_response();
+        }
         let now = SystemTime::now();
         let decision = match self.rate.admit(&self.store, &who.tenant_id, now).await {
             Ok(d) => d,

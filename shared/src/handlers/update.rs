@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
-use crate::identity::{identify, WRITE_ROLES};
+use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::now_rfc3339;
 use crate::masking::{may_hold_masks, restore_masked};
 use crate::model::{field_names, Connector, PlainSecret, Status};
@@ -42,8 +42,10 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    let who = identify(req, verifier, WRITE_ROLES).await?;
+    // Known before the role is checked, so a refused caller is in the audit trail too.
+    let who = caller(req, verifier).await?;
     audit.identity(&who);
+    permit(&who, WRITE_ROLES)?;
     let allowed = if_match(req)?;
     let patch = parse_update(json_object(req)?)?;
     audit.connector(&patch.id);

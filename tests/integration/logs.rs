@@ -1,0 +1,439 @@
+//! Captured logs: every endpoint and error path driven with `RUST_LOG=trace` leaks no secret into
+//! a response body, a header or a log line, and every mutating request leaves one audit event.
+
+use crate::listeners::{listen, Peer};
+use crate::support::{probe_settings, stack, verifier, Call, Reply, Tenant, TABLE};
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use shared::envelope::KmsEnvelope;
+use shared::handlers::test::{SweepSettings, Tester};
+use shared::handlers::{create, delete, list, update};
+use shared::limits::breaker::BreakerPolicy;
+use shared::limits::rate::RatePolicy;
+use shared::probe::Prober;
+use shared::store::DynamoStore;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// Collects what the functions' subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    /// The JSON log lines (the functions' format).
+    fn events(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Handlers on clients built inside this test's runtime, so every task they spawn (connection
+/// drivers included) runs on this thread, under the capturing subscriber.
+struct Local {
+    store: DynamoStore,
+    sealer: KmsEnvelope,
+    tester: Tester<DynamoStore, KmsEnvelope>,
+}
+
+async fn local() -> Local {
+    let st = stack().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared::tls::aws_http_client())
+        .endpoint_url(std::env::var("AWS_ENDPOINT_URL").expect("make test sets AWS_ENDPOINT_URL"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    Local {
+        store: DynamoStore::from_sdk(&sdk, TABLE),
+        sealer: KmsEnvelope::from_sdk(&sdk, &st.key_id),
+        tester: Tester {
+            store: DynamoStore::from_sdk(&sdk, TABLE),
+            sealer: KmsEnvelope::from_sdk(&sdk, &st.key_id),
+            prober: Prober::new(probe_settings(), &sdk).unwrap(),
+            rate: RatePolicy {
+                limit: 1000,
+                window: Duration::from_secs(60),
+            },
+            breaker: BreakerPolicy::default(),
+            verifier: Some(verifier()),
+            sweep: SweepSettings::default(),
+        },
+    }
+}
+
+impl Local {
+    async fn send(&self, call: Call) -> (Reply, String) {
+        let st = stack().await;
+        let req = lambda_http::request::from_str(&call.event().to_string()).unwrap();
+        let v = Some(&st.verifier);
+        let resp: Response<Body> = match (call.method, call.path.as_str()) {
+            ("GET", _) => list::handle(&self.store, v, req).await,
+            ("POST", "/api/v1/connectors") => {
+                create::handle(&self.store, &self.sealer, v, req).await
+            }
+            ("PUT", "/api/v1/connectors") => {
+                update::handle(&self.store, &self.sealer, v, req).await
+            }
+            ("DELETE", "/api/v1/connectors") => delete::handle(&self.store, v, req).await,
+            ("POST", "/api/v1/connectors/test") => self.tester.handle(req).await,
+            other => panic!("no route for {other:?}"),
+        };
+        let headers: String = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        (Reply::from(resp), headers)
+    }
+}
+
+fn secret(label: &str) -> String {
+    format!(
+        "{label}-{}",
+        shared::ids::new_connector_id().trim_start_matches("conn_")
+    )
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(
+        move || writer.clone(),
+        EnvFilter::new("trace"),
+    ));
+    let l = local().await;
+    let t = Tenant::new("leak");
+    let http = listen(Peer::Http).await;
+    let s = |label: &str| secret(label);
+    let (pg_pass, api_token, sf_key, s3_secret, new_pass, bad_pass, typo_pass, raw_pass) = (
+        s("pgpass"),
+        s("apitoken"),
+        s("sfkey"),
+        s("s3secret"),
+        s("newpass"),
+        s("badpass"),
+        s("typopass"),
+        s("rawpass"),
+    );
+    let secrets = [
+        &pg_pass, &api_token, &sf_key, &s3_secret, &new_pass, &bad_pass, &typo_pass, &raw_pass,
+    ];
+
+    let post = |body: Value| {
+        Call::new("POST", "/api/v1/connectors")
+            .bearer(&t.token)
+            .json(body)
+    };
+    let put = |body: Value| {
+        Call::new("PUT", "/api/v1/connectors")
+            .bearer(&t.token)
+            .json(body)
+    };
+    let mut exchanges: Vec<(Reply, String)> = Vec::new();
+    let mut run = |r: (Reply, String)| {
+        let status = r.0.status;
+        exchanges.push(r);
+        status
+    };
+
+    let pg = json!({"name": "pg", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
+                    "authMethod": "password", "authConfig": {"username": "app", "password": pg_pass}});
+    let (created, h) = l
+        .send(post(pg.clone()).header("Idempotency-Key", "leak-1"))
+        .await;
+    let pg_id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(run((created, h)), 201);
+    assert_eq!(
+        run(l
+            .send(post(pg.clone()).header("Idempotency-Key", "leak-1"))
+            .await),
+        201,
+        "replay"
+    );
+    let mut other = pg.clone();
+    other["authConfig"]["password"] = json!(bad_pass);
+    assert_eq!(
+        run(l
+            .send(post(other.clone()).header("Idempotency-Key", "leak-1"))
+            .await),
+        422
+    );
+    assert_eq!(run(l.send(post(other.clone())).await), 409, "name taken");
+    let mut invalid = other.clone();
+    invalid["name"] = json!("invalid");
+    invalid["config"]["port"] = json!(70000);
+    assert_eq!(run(l.send(post(invalid)).await), 400);
+    assert_eq!(
+        run(l
+            .send(post(
+                json!({"name": "typo", "type": "mysql", "authconfig": {"password": typo_pass}})
+            ))
+            .await),
+        400
+    );
+    assert_eq!(run(l.send(post(json!({"name": "flat", "type": "mysql", "config": {"host": "h.example.com", "database": "d"}, "authConfig": typo_pass}))).await), 400);
+    let truncated = format!("{{\"name\": \"raw\", \"authConfig\": {{\"password\": \"{raw_pass}\"");
+    assert_eq!(
+        run(l
+            .send(
+                Call::new("POST", "/api/v1/connectors")
+                    .bearer(&t.token)
+                    .raw_body(&truncated)
+            )
+            .await),
+        400
+    );
+    let viewer = Call::new("POST", "/api/v1/connectors")
+        .bearer(&t.with_role("viewer"))
+        .json(pg.clone());
+    assert_eq!(run(l.send(viewer).await), 403);
+
+    let rest = json!({"name": "rest", "type": "rest_api", "config": {"url": format!("http://{http}/needs-token")},
+                      "authMethod": "bearer", "authConfig": {"token": api_token}});
+    let rest_id = {
+        let (r, h) = l.send(post(rest)).await;
+        let id = r.body["id"].as_str().unwrap().to_string();
+        assert_eq!(run((r, h)), 201);
+        id
+    };
+    let sf = json!({"name": "sf", "type": "salesforce", "config": {"instanceUrl": format!("http://{http}/auth")}, "authConfig": {"apiKey": sf_key}});
+    let sf_id = {
+        let (r, h) = l.send(post(sf)).await;
+        let id = r.body["id"].as_str().unwrap().to_string();
+        assert_eq!(run((r, h)), 201, "{}", r_raw(&exchanges));
+        id
+    };
+    let s3 = json!({"name": "s3", "type": "aws_s3", "config": {"bucket": "no-such-bucket-leak", "region": "us-east-1"},
+                    "authMethod": "access_key", "authConfig": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": s3_secret}});
+    let s3_id = {
+        let (r, h) = l.send(post(s3)).await;
+        let id = r.body["id"].as_str().unwrap().to_string();
+        assert_eq!(run((r, h)), 201);
+        id
+    };
+
+    assert_eq!(
+        run(l
+            .send(Call::new("GET", "/api/v1/connectors").bearer(&t.token))
+            .await),
+        200
+    );
+    let detail = Call::new("GET", &format!("/api/v1/connectors/{pg_id}"))
+        .path_id(&pg_id)
+        .bearer(&t.token);
+    assert_eq!(run(l.send(detail).await), 200);
+    for id in [&pg_id, &rest_id, &sf_id, &s3_id] {
+        let test = Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(json!({"id": id}));
+        assert_eq!(run(l.send(test).await), 200);
+    }
+    // Masked values sent back, a new secret, and an invalid update carrying a secret.
+    let (shown, _) = l
+        .send(
+            Call::new("GET", &format!("/api/v1/connectors/{pg_id}"))
+                .path_id(&pg_id)
+                .bearer(&t.token),
+        )
+        .await;
+    assert_eq!(
+        run(l
+            .send(put(
+                json!({"id": pg_id, "authConfig": shown.body["authConfig"]})
+            ))
+            .await),
+        200
+    );
+    assert_eq!(
+        run(l
+            .send(put(
+                json!({"id": pg_id, "authConfig": {"username": "app", "password": new_pass}})
+            ))
+            .await),
+        200
+    );
+    assert_eq!(
+        run(l
+            .send(put(
+                json!({"id": pg_id, "config": {"port": "x"}, "authConfig": {"password": bad_pass}})
+            ))
+            .await),
+        400
+    );
+    assert_eq!(
+        run(l
+            .send(put(
+                json!({"id": pg_id, "version": 1, "authConfig": {"password": bad_pass}})
+            ))
+            .await),
+        412
+    );
+    assert_eq!(
+        run(l
+            .send(
+                Call::new("DELETE", "/api/v1/connectors")
+                    .query("id", &rest_id)
+                    .bearer(&t.token)
+            )
+            .await),
+        204
+    );
+
+    let logs = captured.text();
+    assert!(
+        logs.lines().count() > 50,
+        "trace logging was captured ({} lines)",
+        logs.lines().count()
+    );
+    assert!(
+        logs.contains("\"audit\":true"),
+        "the capture holds the handlers' events"
+    );
+    for secret in secrets {
+        for (reply, headers) in &exchanges {
+            assert!(
+                !reply.raw.contains(secret.as_str()),
+                "secret in a response body: {}",
+                reply.raw
+            );
+            assert!(
+                !headers.contains(secret.as_str()),
+                "secret in response headers: {headers}"
+            );
+        }
+        if let Some(line) = logs.lines().find(|l| l.contains(secret.as_str())) {
+            panic!("secret in a log line: {line}");
+        }
+    }
+    // The KMS data key travels in GenerateDataKey's answer; at trace it must not be logged either.
+    assert!(!logs.contains("\"Plaintext\""), "a data key in the logs");
+}
+
+fn r_raw(exchanges: &[(Reply, String)]) -> String {
+    exchanges
+        .last()
+        .map(|(r, _)| r.raw.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_mutating_request_leaves_one_audit_event() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(
+        move || writer.clone(),
+        EnvFilter::new("info"),
+    ));
+    let l = local().await;
+    let t = Tenant::new("audit");
+    let body = json!({"name": "audited", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
+                      "authMethod": "password", "authConfig": {"password": "audit-secret-value"}});
+    let (created, _) = l
+        .send(
+            Call::new("POST", "/api/v1/connectors")
+                .bearer(&t.token)
+                .json(body.clone()),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let calls = vec![
+        (
+            "update",
+            Call::new("PUT", "/api/v1/connectors")
+                .bearer(&t.token)
+                .json(json!({"id": id, "description": "d"})),
+        ),
+        (
+            "test",
+            Call::new("POST", "/api/v1/connectors/test")
+                .bearer(&t.token)
+                .json(json!({"id": id})),
+        ),
+        (
+            "create",
+            Call::new("POST", "/api/v1/connectors")
+                .bearer(&t.token)
+                .json(body.clone()),
+        ),
+        (
+            "create",
+            Call::new("POST", "/api/v1/connectors")
+                .bearer(&t.with_role("viewer"))
+                .json(body.clone()),
+        ),
+        ("create", Call::new("POST", "/api/v1/connectors").json(body)),
+        (
+            "delete",
+            Call::new("DELETE", "/api/v1/connectors")
+                .query("id", &id)
+                .bearer(&t.token),
+        ),
+    ];
+    let mut statuses = vec![created.status];
+    for (_, call) in calls.iter().cloned() {
+        statuses.push(l.send(call).await.0.status);
+    }
+    assert_eq!(statuses, [201, 200, 200, 409, 403, 401, 204]);
+    // Reads are not audited.
+    l.send(Call::new("GET", "/api/v1/connectors").bearer(&t.token))
+        .await;
+
+    let audits: Vec<Value> = captured
+        .events()
+        .into_iter()
+        .filter(|e| e["fields"]["audit"] == true)
+        .map(|e| e["fields"].clone())
+        .filter(|f| f["tenant"] == t.id.as_str() || f["status"] == 401)
+        .collect();
+    let expected: Vec<(&str, u16, &str)> = vec![
+        ("create", 201, "success"),
+        ("update", 200, "success"),
+        ("test", 200, "success"),
+        ("create", 409, "rejected"),
+        ("create", 403, "denied"),
+        ("create", 401, "denied"),
+        ("delete", 204, "success"),
+    ];
+    let got: Vec<(&str, u16, &str)> = audits
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["status"].as_u64().unwrap() as u16,
+                a["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "{audits:#?}");
+    for a in &audits {
+        let known = a["status"] != 401;
+        assert_eq!(a["subject"] != "-", known, "{a}");
+        assert_eq!(a["tenant"] == t.id.as_str(), known, "{a}");
+        if a["status"] == 201 || a["status"] == 200 || a["status"] == 204 {
+            assert_eq!(a["connector"], id.as_str(), "{a}");
+        }
+        assert!(!a.to_string().contains("audit-secret-value"));
+    }
+    assert!(!captured.text().contains("audit-secret-value"));
+}
