@@ -35,6 +35,13 @@ def pct(values: list, p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -163,7 +170,10 @@ class Bench:
         latencies, emulator, calls_per, rounds_per, ops = [], [], [], [], None
         try:
             rt.wait_for_init()
+            cpu_before = 0.0
             for i in range(self.args.warmup + self.args.warm):
+                if i == self.args.warmup:
+                    cpu_before = cpu_seconds(proc.pid)
                 self.tap.take()
                 inv = rt.invoke(self.event_for(function))
                 calls = self.tap.take()
@@ -175,6 +185,7 @@ class Bench:
                 calls_per.append(len(calls))
                 rounds_per.append(rounds(calls))
                 ops = [c.op for c in sorted(calls, key=lambda c: c.start)]
+            cpu_per_request = (cpu_seconds(proc.pid) - cpu_before) / self.args.warm
         finally:
             proc.kill()
             proc.wait()
@@ -186,6 +197,7 @@ class Bench:
             "emulator_ms_median": statistics.median(emulator) * 1000,
             "overhead_ms_median": statistics.median(overhead) * 1000,
             "overhead_ms_p90": pct(overhead, 90) * 1000,
+            "cpu_ms_per_request": cpu_per_request * 1000,
             "aws_calls": max(calls_per),
             "aws_rounds": max(rounds_per),
             "aws_operations": ops,
@@ -294,15 +306,15 @@ class Bench:
 
 
 def table(r: dict) -> str:
-    rows = ["| function | size MB | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | AWS calls / rounds |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| function | size MB | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | our CPU ms/request | AWS calls / rounds |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for name, f in r["functions"].items():
         rows.append(f"| {name} | {f['size_mb']:.1f} | {f['init_ms_median']:.2f} / {f['init_ms_p90']:.2f} | "
                     f"{f['rss_init_mib']:.1f} / {f['rss_first_mib']:.1f} | {f['warm_ms_median']:.2f} | "
-                    f"{f['emulator_ms_median']:.2f} | {f['overhead_ms_median']:.2f} | {f['aws_calls']} / {f['aws_rounds']} |")
+                    f"{f['emulator_ms_median']:.2f} | {f['overhead_ms_median']:.2f} | {f['cpu_ms_per_request']:.2f} | {f['aws_calls']} / {f['aws_rounds']} |")
     p = r["peer"]
     rows.append(f"| python peer (boto3, list) | – | {p['init_ms_median']:.1f} / {p['init_ms_p90']:.1f} | "
-                f"{p['rss_init_mib']:.1f} / {p['rss_first_mib']:.1f} | {p['warm_ms_median']:.2f} | – | – | – |")
+                f"{p['rss_init_mib']:.1f} / {p['rss_first_mib']:.1f} | {p['warm_ms_median']:.2f} | – | – | – | – |")
     s = r["sweep"]
     rows.append("")
     rows.append(f"Init speed-up over the Python peer (slowest of ours): {r['init_speedup_vs_peer']:.0f}×. "

@@ -332,3 +332,48 @@ async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
         "the client's own retry gets the same answer"
     );
 }
+
+/// The `Timeout:` and `PROBE_TIMEOUT_MS` of the test function in template.yaml.
+fn test_function_limits() -> (u64, u64) {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let start = template.find("BuildProperties: {Binary: test}").expect("the test function");
+    let section = &template[start..];
+    let number = |key: &str| -> u64 {
+        let at = section.find(key).unwrap_or_else(|| panic!("{key} in the test function"));
+        section[at + key.len()..]
+            .trim_start_matches([' ', '"'])
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (number("Timeout:") * 1000, number("PROBE_TIMEOUT_MS:"))
+}
+
+#[tokio::test]
+async fn a_target_that_never_answers_times_out_inside_the_probe_budget_and_the_lambda_timeout() {
+    use crate::listeners::{listen, Peer};
+    use crate::support::{probe_settings, test_through, tester_probing_with};
+    let settings = probe_settings();
+    let budget = settings.total_timeout;
+    let tester = tester_probing_with(settings).await;
+    let t = Tenant::new("silent");
+    let silent = listen(Peer::Silent).await;
+    let id = t
+        .create_id(json!({"name": "silent", "type": "postgresql", "config": {"host": "127.0.0.1", "port": silent.port(), "database": "d"}}))
+        .await;
+    let started = std::time::Instant::now();
+    let r = test_through(&tester, &t, &id).await;
+    let took = started.elapsed();
+    assert_eq!(r.body["diagnostics"]["code"], "timeout", "{}", r.raw);
+    // The whole request (probe, KMS, table) ends within the probe budget plus a little.
+    assert!(took < budget + std::time::Duration::from_secs(2), "took {took:?} for a {budget:?} budget");
+    // Deployed, the same holds with room to spare: the probe budget plus the same 2 s leaves at
+    // least 5 s of the Lambda timeout for the table and KMS round trips.
+    let (lambda_timeout_ms, probe_budget_ms) = test_function_limits();
+    assert!(
+        probe_budget_ms + 2_000 + 5_000 <= lambda_timeout_ms,
+        "{probe_budget_ms} ms of probing in a {lambda_timeout_ms} ms Lambda"
+    );
+}
