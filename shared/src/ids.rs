@@ -51,6 +51,14 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Now in whole Unix seconds (TTL attributes).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,12 +108,4 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_773_570_600_007);
         assert_eq!(format_rfc3339(t), "2026-03-15T10:30:00.007Z");
     }
-}
-
-/// Now in whole Unix seconds (TTL attributes).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -335,11 +335,16 @@ async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
 
 /// The `Timeout:` and `PROBE_TIMEOUT_MS` of the test function in template.yaml.
 fn test_function_limits() -> (u64, u64) {
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let start = template.find("BuildProperties: {Binary: test}").expect("the test function");
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let start = template
+        .find("BuildProperties: {Binary: test}")
+        .expect("the test function");
     let section = &template[start..];
     let number = |key: &str| -> u64 {
-        let at = section.find(key).unwrap_or_else(|| panic!("{key} in the test function"));
+        let at = section
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} in the test function"));
         section[at + key.len()..]
             .trim_start_matches([' ', '"'])
             .split(|c: char| !c.is_ascii_digit())
@@ -368,7 +373,10 @@ async fn a_target_that_never_answers_times_out_inside_the_probe_budget_and_the_l
     let took = started.elapsed();
     assert_eq!(r.body["diagnostics"]["code"], "timeout", "{}", r.raw);
     // The whole request (probe, KMS, table) ends within the probe budget plus a little.
-    assert!(took < budget + std::time::Duration::from_secs(2), "took {took:?} for a {budget:?} budget");
+    assert!(
+        took < budget + std::time::Duration::from_secs(2),
+        "took {took:?} for a {budget:?} budget"
+    );
     // Deployed, the same holds with room to spare: the probe budget plus the same 2 s leaves at
     // least 5 s of the Lambda timeout for the table and KMS round trips.
     let (lambda_timeout_ms, probe_budget_ms) = test_function_limits();

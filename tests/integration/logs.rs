@@ -31,6 +31,43 @@ impl Write for Captured {
     }
 }
 
+thread_local! {
+    /// Where the current test thread's log lines go (none: dropped).
+    static SINK: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the calling thread's sink.
+struct Routed;
+
+impl Write for Routed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        SINK.with(|s| {
+            if let Some(c) = &*s.borrow() {
+                c.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's log lines in the functions' format at `trace` (`RUST_LOG=trace`).
+/// One process-wide subscriber routes each line to the thread that emitted it: a thread-scoped
+/// subscriber would race tracing's per-callsite interest cache with the other test threads.
+fn capture() -> Captured {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = shared::telemetry::subscriber(|| Routed, EnvFilter::new("trace"));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other subscriber in the tests");
+    });
+    let captured = Captured::default();
+    SINK.with(|s| *s.borrow_mut() = Some(captured.clone()));
+    captured
+}
+
 impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
@@ -116,12 +153,7 @@ fn secret(label: &str) -> String {
 
 #[tokio::test]
 async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(
-        move || writer.clone(),
-        EnvFilter::new("trace"),
-    ));
+    let captured = capture();
     let l = local().await;
     let t = Tenant::new("leak");
     let http = listen(Peer::Http).await;
@@ -339,12 +371,7 @@ fn r_raw(exchanges: &[(Reply, String)]) -> String {
 
 #[tokio::test]
 async fn every_mutating_request_leaves_one_audit_event() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(
-        move || writer.clone(),
-        EnvFilter::new("info"),
-    ));
+    let captured = capture();
     let l = local().await;
     let t = Tenant::new("audit");
     let body = json!({"name": "audited", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
@@ -357,7 +384,7 @@ async fn every_mutating_request_leaves_one_audit_event() {
         )
         .await;
     let id = created.body["id"].as_str().unwrap().to_string();
-    let calls = vec![
+    let calls = [
         (
             "update",
             Call::new("PUT", "/api/v1/connectors")
@@ -391,7 +418,7 @@ async fn every_mutating_request_leaves_one_audit_event() {
         ),
     ];
     let mut statuses = vec![created.status];
-    for (_, call) in calls.iter().cloned() {
+    for (_, call) in calls {
         statuses.push(l.send(call).await.0.status);
     }
     assert_eq!(statuses, [201, 200, 200, 409, 403, 401, 204]);
