@@ -364,6 +364,20 @@ where
 const BATCH_GET_MAX: usize = 100;
 
 impl DynamoStore {
+    /// One item by key, strongly consistent.
+    async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
     /// One BatchGetItem (≤ 100 keys), retrying the keys DynamoDB left unprocessed (it does so
     /// under throttling) a few times with a short backoff; keys still unprocessed are left out.
     async fn get_batch(&self, chunk: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
@@ -415,16 +429,10 @@ fn from_item(item: Item) -> Result<Connector, StoreError> {
 
 impl ConnectorReader for DynamoStore {
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<Connector>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(connector_key(tenant, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        self.read(connector_key(tenant, id))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
@@ -445,21 +453,8 @@ impl ConnectorReader for DynamoStore {
         after: Option<&str>,
     ) -> Result<Page, StoreError> {
         let total = async {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(count_key(tenant)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))?;
-            let n = out
-                .item
-                .as_ref()
-                .and_then(|i| i.get("count"))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok());
+            let counter = self.read(count_key(tenant)).await?;
+            let n: Option<i64> = counter.as_ref().and_then(|i| number(i, "count"));
             Ok::<u64, StoreError>(n.unwrap_or(0).max(0) as u64)
         };
         // One item more than asked tells whether another page exists, whatever LastEvaluatedKey says.
@@ -678,16 +673,7 @@ impl IdempotentAnswers for DynamoStore {
         key: &str,
         now: u64,
     ) -> Result<Option<Remembered>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(idempotency_key(tenant, key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.read(idempotency_key(tenant, key)).await? else {
             return Ok(None);
         };
         let expires_at: u64 = number(&item, "expiresAt").unwrap_or(0);

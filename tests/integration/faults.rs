@@ -190,6 +190,12 @@ async fn assert_consistent(tenant: &str) -> usize {
     connectors
 }
 
+/// A create through the proxy's store and sealer.
+async fn create_via(store: &DynamoStore, sealer: &KmsEnvelope, call: Call) -> Reply {
+    let st = stack().await;
+    Reply::from(create::handle(store, sealer, Some(&st.verifier), request(call)).await)
+}
+
 fn create_call(t: &Tenant, body: serde_json::Value) -> Call {
     Call::new("POST", "/api/v1/connectors")
         .bearer(&t.token)
@@ -202,15 +208,7 @@ async fn dynamodb_throttling_is_retried_then_answered_with_503_and_retry_after()
     let p = proxy("TransactWriteItems", Fault::Throttle).await;
     let (store, sealer) = through(&p).await;
     let st = stack().await;
-    let r = Reply::from(
-        create::handle(
-            &store,
-            &sealer,
-            Some(&st.verifier),
-            request(create_call(&t, postgres("t"))),
-        )
-        .await,
-    );
+    let r = create_via(&store, &sealer, create_call(&t, postgres("t"))).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
     assert!(
         r.headers["retry-after"]
@@ -249,15 +247,7 @@ async fn kms_down_during_create_or_update_writes_nothing() {
     let (store, sealer) = through(&p).await;
     let body = json!({"name": "sealed", "type": "mysql", "config": {"host": "db.example.com", "port": 3306, "database": "d"},
                       "authMethod": "password", "authConfig": {"username": "u", "password": "kms-down-secret"}});
-    let r = Reply::from(
-        create::handle(
-            &store,
-            &sealer,
-            Some(&st.verifier),
-            request(create_call(&t, body)),
-        )
-        .await,
-    );
+    let r = create_via(&store, &sealer, create_call(&t, body)).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
     assert!(r.headers.contains_key("retry-after"));
     assert!(
@@ -279,20 +269,11 @@ async fn kms_down_during_create_or_update_writes_nothing() {
 
 #[tokio::test]
 async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
-    let st = stack().await;
     // Cut while the request is on the wire: the transaction never ran; the SDK's retry creates it.
     let t = Tenant::new("cutmid");
     let p = proxy("TransactWriteItems", Fault::CutMidRequest).await;
     let (store, sealer) = through(&p).await;
-    let r = Reply::from(
-        create::handle(
-            &store,
-            &sealer,
-            Some(&st.verifier),
-            request(create_call(&t, postgres("mid"))),
-        )
-        .await,
-    );
+    let r = create_via(&store, &sealer, create_call(&t, postgres("mid"))).await;
     assert_eq!(r.status, 201, "{}", r.raw);
     assert_eq!(assert_consistent(&t.id).await, 1);
 
@@ -301,15 +282,7 @@ async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
     let t = Tenant::new("cutlate");
     let p = proxy("TransactWriteItems", Fault::CutBeforeAnswer).await;
     let (store, sealer) = through(&p).await;
-    let r = Reply::from(
-        create::handle(
-            &store,
-            &sealer,
-            Some(&st.verifier),
-            request(create_call(&t, postgres("late"))),
-        )
-        .await,
-    );
+    let r = create_via(&store, &sealer, create_call(&t, postgres("late"))).await;
     assert_eq!(r.status, 201, "{}", r.raw);
     assert_eq!(assert_consistent(&t.id).await, 1);
     assert_eq!(t.get(r.body["id"].as_str().unwrap()).await.status, 200);
@@ -319,13 +292,10 @@ async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
     let p = proxy("TransactWriteItems", Fault::CutBeforeAnswer).await;
     let (store, sealer) = through(&p).await;
     let call = create_call(&t, postgres("late")).header("Idempotency-Key", "cut-1");
-    let r = Reply::from(
-        create::handle(&store, &sealer, Some(&st.verifier), request(call.clone())).await,
-    );
+    let r = create_via(&store, &sealer, call.clone()).await;
     assert_eq!(r.status, 201, "{}", r.raw);
     assert_eq!(assert_consistent(&t.id).await, 1);
-    let again =
-        Reply::from(create::handle(&store, &sealer, Some(&st.verifier), request(call)).await);
+    let again = create_via(&store, &sealer, call).await;
     assert_eq!(
         (again.status, &again.body),
         (201, &r.body),
