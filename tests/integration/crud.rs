@@ -104,14 +104,10 @@ async fn a_type_change_revalidates_the_merged_config() {
 
     let r = t.update(json!({"id": id, "type": "snowflake"})).await;
     assert_eq!((r.status, r.code()), (400, "validation_failed"));
-    let fields: Vec<&str> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = r.fields();
     assert!(
-        fields.contains(&"config.account") && fields.contains(&"config.warehouse"),
+        fields.contains(&"config.account".to_string())
+            && fields.contains(&"config.warehouse".to_string()),
         "{fields:?}"
     );
 

@@ -1,18 +1,7 @@
 //! Bad input gets a 4xx naming the problem, and nothing is written.
 
 use crate::support::{Call, Tenant};
-use serde_json::{json, Value};
-
-fn fields(body: &Value) -> Vec<String> {
-    body["error"]["details"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|p| p["field"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use serde_json::json;
 
 async fn post_raw(t: &Tenant, body: &str) -> crate::support::Reply {
     Call::new("POST", "/api/v1/connectors")
@@ -64,7 +53,7 @@ async fn every_problem_is_named_by_field() {
         .create(json!({"type": "postgresql", "config": {"host": "https://db.example.com/x", "port": 70000}, "authMethod": "Bad-Method", "authConfig": "x", "extra": 1}))
         .await;
     assert_eq!((r.status, r.code()), (400, "validation_failed"));
-    let mut got = fields(&r.body);
+    let mut got = r.fields();
     got.sort();
     assert_eq!(
         got,
@@ -91,7 +80,7 @@ async fn either_or_requirements() {
     let r = t
         .create(json!({"name": "m", "type": "mongodb", "config": {}}))
         .await;
-    assert_eq!(fields(&r.body), ["config.host|config.connectionString"]);
+    assert_eq!(r.fields(), ["config.host|config.connectionString"]);
     let r = t.create(json!({"name": "m", "type": "mongodb", "config": {"connectionString": "mongodb+srv://cluster0.example.net/db"}})).await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let r = t
@@ -104,7 +93,7 @@ async fn either_or_requirements() {
     let r = t
         .create(json!({"name": "hs", "type": "hubspot", "config": {"instanceUrl": "ftp://x"}}))
         .await;
-    assert_eq!(fields(&r.body), ["config.instanceUrl"]);
+    assert_eq!(r.fields(), ["config.instanceUrl"]);
 }
 
 #[tokio::test]

@@ -372,6 +372,18 @@ impl Reply {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
+
+    /// The fields named in an error response's details, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["error"]["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|p| p["field"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A tenant with an admin token, and shortcuts for its calls.
