@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
+.PHONY: help venv local local-test token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -58,13 +58,19 @@ unit:
 integration: venv
 	local/with-emulator.sh cargo test -p integration-tests --test integration
 
+# `make local` through its own start script: idle past the old runtime timeout, a tool writing into
+# the checkout, two stacks at once (waits about a minute of real time).
+local-test: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/local
+
 contract: venv
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 
-# The SAM template: cfn-lint, then SAM's own translation and lint (no AWS account needed).
+# The SAM template: cfn-lint, SAM's own lint, then what the SAM translator generates (no AWS account needed).
 template: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/template
 
 # schemathesis: every operation of openapi.yaml against the local stack, with a valid token.
 api-fuzz: venv
@@ -100,5 +106,5 @@ fuzz: $(CARGO_FUZZ)
 	  RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) fuzz run --fuzz-dir fuzz --sanitizer none $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS); \
 	done
 
-test: venv fmt lint contract template unit integration api-fuzz replay
+test: venv fmt lint contract template unit integration local-test api-fuzz replay
 	$(MAKE) fuzz FUZZ_SECONDS=20

@@ -17,7 +17,7 @@ secret=api-fuzz-secret
 printf 'JWT_SECRET=%s\nRUST_LOG=warn\nTEST_RATE_LIMIT=100000\nBREAKER_FAILURE_THRESHOLD=1000000\nPROBE_TIMEOUT_MS=2000\nPROBE_CONNECT_TIMEOUT_MS=500\n' "$secret" >>"$env_file"
 
 cargo build --quiet -p list -p create -p update -p delete -p test
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$env_file" --ignore-changes --timeout 30 >"$root/.local/api-fuzz-watch.log" 2>&1 &
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$env_file" --ignore-changes >"$root/.local/api-fuzz-watch.log" 2>&1 &
 watch_pid=$!
 trap 'kill $watch_pid 2>/dev/null || true; wait $watch_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -9,7 +9,8 @@ export PATH="$root/.venv/bin:$PATH"
 port=${PORT:-3000}
 emulator_port=${AWS_EMULATOR_PORT:-4566}
 table=${TABLE_NAME:-connectors-local}
-state="$root/.local"
+# State per instance (keyed by the API port), so two stacks on other ports never share a pid file.
+state="$root/.local/stack-$port"
 mkdir -p "$state"
 
 cleanup() {
@@ -17,6 +18,7 @@ cleanup() {
   [ -f "$state/emulator.pid" ] && kill "$(cat "$state/emulator.pid")" 2>/dev/null || true
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
+  rm -f "$state/emulator.pid"
 }
 trap cleanup EXIT INT TERM
 
@@ -29,6 +31,8 @@ python3=".venv/bin/python"
   echo "JWT_ISSUER=${JWT_ISSUER:-connectors-api-local}"
   echo "JWT_AUDIENCE=${JWT_AUDIENCE:-connectors-api}"
   echo "RUST_LOG=${RUST_LOG:-info}"
+  # One env file serves every function here: the longest template Timeout (the test function's).
+  echo "FUNCTION_TIMEOUT_SECONDS=${FUNCTION_TIMEOUT_SECONDS:-15}"
   # Empty by default: probes may not reach private or loopback addresses. For local targets,
   # e.g. `make local PROBE_ALLOW_CIDRS=127.0.0.1`.
   echo "PROBE_ALLOW_CIDRS=${PROBE_ALLOW_CIDRS:-}"
@@ -44,7 +48,7 @@ url="http://127.0.0.1:$port/api/v1/connectors"
 cat <<MSG
 
   connectors-api is starting at $url
-  AWS emulator: http://127.0.0.1:$emulator_port   table: $table   env: .local/env
+  AWS emulator: http://127.0.0.1:$emulator_port   table: $table   env: ${env_file#"$root/"}
 
   Try:
     TOKEN=\$(make -s token TENANT=my-tenant ROLE=admin)
@@ -58,5 +62,9 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$env_file" --timeout 30 &
+# No --timeout: cargo-lambda 1.9 applies it to the functions' long-poll for their next event too,
+# answering that poll 408 without a request id after the timeout, and lambda_runtime 1.5 panics on
+# it, so every idle function died after 30 s. Each function bounds its own work instead
+# (FUNCTION_TIMEOUT_SECONDS above). Only sources trigger a rebuild: see .cargolambdaignore.
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$env_file" &
 wait $!

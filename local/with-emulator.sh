@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${TEST_EMULATOR_PORT:-4567}
-pidfile="$root/.local/test-emulator.pid"
+pidfile="$root/.local/test-emulator-$port.pid"
 "$root/local/emulator.sh" "$port" "$pidfile"
 trap 'kill "$(cat "$pidfile")" 2>/dev/null || true' EXIT
 AWS_EMULATOR_PORT=$port AWS_ENDPOINT_URL="http://127.0.0.1:$port" "$@"

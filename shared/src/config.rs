@@ -4,6 +4,7 @@ use crate::handlers::test::SweepSettings;
 use crate::limits::breaker::BreakerPolicy;
 use crate::limits::rate::RatePolicy;
 use crate::token::{ClaimNames, TokenVerifier};
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 impl Settings {
     pub fn from_env() -> Self {
+        // Read now, so a bad value stops the function at init rather than at its first request.
+        crate::deadline::function_timeout();
         let settings = Self::from_env_for_authorizer();
         if settings.table_name.is_empty() {
             panic!("TABLE_NAME must be set to the DynamoDB table name");
@@ -121,6 +124,23 @@ impl Settings {
 pub async fn load_aws() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::tls::aws_http_client())
+        .timeout_config(aws_timeouts(crate::deadline::operation_budget()))
         .load()
         .await
+}
+
+/// How long an AWS call may wait to connect (loopback or in-region: milliseconds when healthy).
+pub const AWS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one attempt may wait for its answer before the SDK retries on another connection.
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Timeouts for every AWS SDK client: connect, attempt, and the whole operation (retries
+/// included) bounded by `operation_budget`. Each request is also bounded by its own invocation's
+/// deadline (`deadline::within`), which is what answers a stall with 503 in time.
+pub fn aws_timeouts(operation_budget: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(AWS_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT.min(operation_budget))
+        .operation_timeout(operation_budget)
+        .build()
 }

@@ -59,9 +59,12 @@ impl ApiError {
         Self::new(
             400,
             "invalid_id",
-            format!("{field} is not a connector id (conn_ followed by a 26-character ULID)"),
+            format!("{field} must be a non-empty string of at most 128 characters"),
         )
-        .with_details(vec![FieldProblem::new(field, "not a connector id")])
+        .with_details(vec![FieldProblem::new(
+            field,
+            "must be a non-empty string of at most 128 characters",
+        )])
     }
 
     pub fn not_found() -> Self {

@@ -27,39 +27,91 @@ pub fn with_etag(mut resp: Response<Body>, version: u64) -> Response<Body> {
     resp
 }
 
-/// The versions an `If-Match` header allows: `None` when absent or `*` (any), else the listed
-/// entity tags (`"3"`, `W/"3"` or a bare `3`). A header that names no version is a 400.
-pub fn if_match(req: &Request) -> Result<Option<Vec<u64>>, ApiError> {
+/// What an `If-Match` header (RFC 9110 §13.1.1) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No header, or `*`: any current version.
+    Any,
+    /// The strong entity tags listed (weak ones never match under strong comparison).
+    Strong(Vec<String>),
+}
+
+impl IfMatch {
+    /// True when the connector at `version` (ETag `"<version>"`) satisfies the precondition.
+    pub fn allows(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Strong(tags) => tags.iter().any(|t| *t == version.to_string()),
+        }
+    }
+}
+
+/// The request's `If-Match`: a header that is not `*` or a list of entity tags is a 400; any
+/// well-formed tag that is not the current one (`"stale-0"`, `W/"3"`) later fails with 412.
+pub fn if_match(req: &Request) -> Result<IfMatch, ApiError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     };
     let bad = || {
         ApiError::new(
             400,
             "invalid_if_match",
-            "If-Match must be \"*\" or entity tags like \"3\" (the connector's version)",
+            "If-Match must be \"*\" or a list of entity tags like \"3\" (the connector's ETag)",
         )
         .with_details(vec![FieldProblem::new(
             "If-Match",
-            "not a list of versions",
+            "not \"*\" or a list of entity tags",
         )])
     };
-    let text = raw.to_str().map_err(|_| bad())?.trim();
+    let text = std::str::from_utf8(raw.as_bytes())
+        .map_err(|_| bad())?
+        .trim();
     if text == "*" {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     }
-    text.split(',')
-        .map(|tag| {
-            let tag = tag.trim();
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            let tag = tag
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .unwrap_or(tag);
-            tag.parse::<u64>().map_err(|_| bad())
+    parse_entity_tags(text)
+        .map(|tags| {
+            IfMatch::Strong(
+                tags.into_iter()
+                    .filter(|(weak, _)| !weak)
+                    .map(|(_, tag)| tag.to_string())
+                    .collect(),
+            )
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .ok_or_else(bad)
+}
+
+/// `#entity-tag` (RFC 9110 §8.8.3 and §5.6.1): `(weak, opaque)` pairs, or None when malformed.
+/// The opaque part may hold commas, so the list is scanned, not split.
+fn parse_entity_tags(text: &str) -> Option<Vec<(bool, &str)>> {
+    let mut tags = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let weak = rest.starts_with("W/");
+        if weak {
+            rest = &rest[2..];
+        }
+        let body = rest.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let opaque = &body[..end];
+        // etagc = %x21 / %x23-7E / obs-text
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push((weak, opaque));
+        rest = body[end + 1..].trim_start_matches([' ', '\t']);
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return None;
+        }
+    }
+    (!tags.is_empty()).then_some(tags)
 }
 
 /// A JSON response from text already serialized (e.g. a kept idempotent answer).
@@ -154,4 +206,52 @@ pub fn query_param(req: &Request, name: &str) -> Result<Option<String>, ApiError
 /// A path parameter set by API Gateway (or the local router).
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
     req.path_parameters().first(name).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_if_match(v: &str) -> Request {
+        let mut req = Request::default();
+        req.headers_mut()
+            .insert(header::IF_MATCH, header::HeaderValue::from_str(v).unwrap());
+        req
+    }
+
+    #[test]
+    fn if_match_uses_strong_comparison_of_well_formed_tags() {
+        assert_eq!(if_match(&Request::default()).unwrap(), IfMatch::Any);
+        assert!(if_match(&with_if_match("*")).unwrap().allows(7));
+        let cases: &[(&str, bool)] = &[
+            ("\"3\"", true),
+            (" \"3\" ", true),
+            ("\"1\", \"3\"", true),
+            ("\"1\",\"2\"", false),
+            ("W/\"3\"", false),
+            ("W/\"3\", \"3\"", true),
+            ("\"stale-0\"", false),
+            ("\"a,b\", \"3\"", true),
+            ("\"\"", false),
+            ("\"03\"", false),
+        ];
+        for (header, allows) in cases {
+            let parsed = if_match(&with_if_match(header)).unwrap();
+            assert_eq!(parsed.allows(3), *allows, "{header}");
+        }
+        for bad in [
+            "3",
+            "\"3",
+            "3\"",
+            "w/\"3\"",
+            "\"3\" \"4\"",
+            "\"a b\"",
+            ",",
+            "\"3\"x",
+            "W/3",
+        ] {
+            let e = if_match(&with_if_match(bad)).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "invalid_if_match"), "{bad}");
+        }
+    }
 }

@@ -25,6 +25,15 @@ pub fn is_connector_id(s: &str) -> bool {
     })
 }
 
+/// The longest id a request may name (detail, update, delete, test).
+pub const MAX_REQUESTED_ID_CHARS: usize = 128;
+
+/// True when `s` may be asked for: any non-empty string of at most 128 characters. Only ids we
+/// issued can exist, so the others are simply not found (404, as the spec's `conn_001` expects).
+pub fn is_requested_id(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_REQUESTED_ID_CHARS
+}
+
 /// True when `s` may be used as a tenant id (and so inside a key).
 pub fn is_tenant_id(s: &str) -> bool {
     (1..=64).contains(&s.len())

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod deadline;
 pub mod envelope;
 pub mod error;
 pub mod handlers;

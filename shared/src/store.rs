@@ -5,7 +5,7 @@
 //! | connector   | `TENANT#<tenant>` | `CONNECTOR#<id>`          |
 //! | name claim  | `TENANT#<tenant>` | `NAME#<lowercased name>`  |
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
-//! | rate window | `TENANT#<tenant>` | `RATE#<window start>`     |
+//! | rate bucket | `TENANT#<tenant>` | `RATE`                    |
 //! | idempotency | `TENANT#<tenant>` | `IDEMPOTENCY#<key>`       |
 //!
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
@@ -114,16 +114,26 @@ pub trait DueConnectors: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 }
 
-/// Counting requests in fixed windows (the rate limit).
-pub trait HitCounter: Send + Sync {
-    /// Adds one hit to the window unless it already holds `limit`: the new count, or None when full.
-    fn count_hit(
+/// The rate limit's bucket per tenant: its theoretical arrival time (TAT, µs since the epoch),
+/// moved by two conditional writes (see `limits::rate`). A failed condition returns the stored TAT.
+pub trait RateBucket: Send + Sync {
+    /// Sets TAT to `tat` when it is absent or ≤ `now` (the bucket is full); else `Err(stored TAT)`.
+    fn start_burst(
         &self,
         tenant: &str,
-        window_start: u64,
-        limit: u32,
+        now: u64,
+        tat: u64,
         expires_at: u64,
-    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Result<(), u64>, StoreError>> + Send;
+    /// Adds `step` to TAT when `now` < TAT ≤ `highest`: `Ok(new TAT)`, else `Err(stored TAT)`.
+    fn continue_burst(
+        &self,
+        tenant: &str,
+        now: u64,
+        step: u64,
+        highest: u64,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<Result<u64, u64>, StoreError>> + Send;
 }
 
 /// The DynamoDB implementation.
@@ -429,6 +439,10 @@ fn from_item(item: Item) -> Result<Connector, StoreError> {
 
 impl ConnectorReader for DynamoStore {
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<Connector>, StoreError> {
+        // Only ids we issued can exist: another requested id is not found without a read.
+        if !crate::ids::is_connector_id(id) {
+            return Ok(None);
+        }
         self.read(connector_key(tenant, id))
             .await?
             .map(from_item)
@@ -579,44 +593,98 @@ impl ConnectorWriter for DynamoStore {
     }
 }
 
-impl HitCounter for DynamoStore {
-    async fn count_hit(
+fn rate_key(tenant: &str) -> Item {
+    key(tenant, "RATE".to_string())
+}
+
+impl DynamoStore {
+    /// One conditional UpdateItem on the tenant's bucket: the TAT it leaves (`UPDATED_NEW`), or,
+    /// when the condition fails, the TAT it found (`ALL_OLD` on failure; 0 when there is none).
+    async fn move_bucket(
         &self,
         tenant: &str,
-        window_start: u64,
-        limit: u32,
-        expires_at: u64,
-    ) -> Result<Option<u32>, StoreError> {
-        // One conditional update: exact under any concurrency.
-        let out = self
+        update: &str,
+        condition: &str,
+        values: &[(&str, u64)],
+    ) -> Result<Result<u64, u64>, StoreError> {
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(tenant, format!("RATE#{window_start}"))))
-            .update_expression("ADD hits :one SET expiresAt = :expires")
-            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .set_key(Some(rate_key(tenant)))
+            .update_expression(update)
+            .condition_expression(condition)
             .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match out {
-            Ok(out) => Ok(Some(
-                out.attributes()
-                    .and_then(|a| a.get("hits"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(limit),
-            )),
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        for (name, value) in values {
+            req = req.expression_attribute_values(*name, AttributeValue::N(value.to_string()));
+        }
+        match req.send().await {
+            Ok(out) => Ok(Ok(out
+                .attributes
+                .as_ref()
+                .and_then(|a| number(a, "tat"))
+                .unwrap_or(0))),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                Ok(None)
+                let stored = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item.as_ref(),
+                        _ => None,
+                    })
+                    .and_then(|item| number(item, "tat"))
+                    .unwrap_or(0);
+                Ok(Err(stored))
             }
             Err(e) => Err(sdk_error("UpdateItem", e)),
         }
+    }
+}
+
+impl RateBucket for DynamoStore {
+    async fn start_burst(
+        &self,
+        tenant: &str,
+        now: u64,
+        tat: u64,
+        expires_at: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        self.move_bucket(
+            tenant,
+            "SET tat = :tat, expiresAt = :expires",
+            "attribute_not_exists(tat) OR tat <= :now",
+            &[(":tat", tat), (":now", now), (":expires", expires_at)],
+        )
+        .await
+        .map(|r| r.map(|_| ()))
+    }
+
+    async fn continue_burst(
+        &self,
+        tenant: &str,
+        now: u64,
+        step: u64,
+        highest: u64,
+        expires_at: u64,
+    ) -> Result<Result<u64, u64>, StoreError> {
+        // Atomic: concurrent requests each add their own step, none past `highest`.
+        self.move_bucket(
+            tenant,
+            "SET tat = tat + :step, expiresAt = :expires",
+            "tat > :now AND tat <= :highest",
+            &[
+                (":step", step),
+                (":now", now),
+                (":highest", highest),
+                (":expires", expires_at),
+            ],
+        )
+        .await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Validation of create and update bodies: every problem is collected and named by field.
 
 use crate::error::{ApiError, FieldProblem};
-use crate::ids::is_connector_id;
+use crate::ids::is_requested_id;
 use crate::model::{ConnectorType, PlainSecret, Requirement, Status};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -127,17 +127,21 @@ pub fn parse_create(mut body: Map<String, Value>) -> Result<NewConnector, ApiErr
     }
 }
 
+/// The `id` of an update or test body: 400 `missing_id` when absent or null, 400 `invalid_id`
+/// when not a non-empty string of at most 128 characters.
+pub fn requested_id(raw: Option<Value>) -> Result<String, ApiError> {
+    match raw {
+        None | Some(Value::Null) => Err(ApiError::new(400, "missing_id", "id is required")
+            .with_details(vec![FieldProblem::new("id", "required")])),
+        Some(Value::String(id)) if is_requested_id(&id) => Ok(id),
+        Some(_) => Err(ApiError::invalid_id("id")),
+    }
+}
+
 /// Validates an update body; the merged config is checked by `check_config` once the stored
 /// connector is known.
 pub fn parse_update(mut body: Map<String, Value>) -> Result<ConnectorPatch, ApiError> {
-    let id = match body.remove("id") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::new(400, "missing_id", "id is required")
-                .with_details(vec![FieldProblem::new("id", "required")]))
-        }
-        Some(Value::String(id)) if is_connector_id(&id) => id,
-        Some(_) => return Err(ApiError::invalid_id("id")),
-    };
+    let id = requested_id(body.remove("id"))?;
     let mut problems = Vec::new();
     let expected_version = non_null(&mut problems, body.remove("version"), "version", version);
     if body.is_empty() && problems.is_empty() {

@@ -71,11 +71,24 @@ async fn if_match_and_version_guard_updates() {
         "a refused update changed nothing"
     );
 
-    // Weak tags, lists and * are understood; a header that names no version is a 400.
+    // Strong comparison (RFC 9110 §13.1.1): a weak tag never matches, even of the current
+    // version; any well-formed tag that is not the current one is a 412, not a 400.
+    for tag in ["W/\"2\"", "\"stale-0\"", "\"\"", "\"02\""] {
+        let r = put(Some(tag), json!({"id": id, "description": "lost"})).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (412, "version_mismatch"),
+            "{tag}: {}",
+            r.raw
+        );
+    }
     assert_eq!(
-        put(Some("W/\"2\""), json!({"id": id, "description": "v3"}))
-            .await
-            .status,
+        put(
+            Some("W/\"1\", \"2\""),
+            json!({"id": id, "description": "v3"})
+        )
+        .await
+        .status,
         200
     );
     assert_eq!(
@@ -96,8 +109,14 @@ async fn if_match_and_version_guard_updates() {
             .status,
         200
     );
-    let bad = put(Some("\"abc\""), json!({"id": id, "description": "x"})).await;
-    assert_eq!((bad.status, bad.code()), (400, "invalid_if_match"));
+    for header in ["6", "abc", "\"6", "W/6", "\"6\" \"7\""] {
+        let bad = put(Some(header), json!({"id": id, "description": "x"})).await;
+        assert_eq!(
+            (bad.status, bad.code()),
+            (400, "invalid_if_match"),
+            "{header}"
+        );
+    }
     let bad = put(None, json!({"id": id, "description": "x", "version": "6"})).await;
     assert_eq!((bad.status, bad.code()), (400, "validation_failed"));
     let only_version = put(None, json!({"id": id, "version": 6})).await;

@@ -130,8 +130,23 @@ async fn update_errors() {
         .update(json!({"id": "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV", "name": "x"}))
         .await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
-    let r = t.update(json!({"id": "nope", "name": "x"})).await;
-    assert_eq!((r.status, r.code()), (400, "invalid_id"));
+    // Any non-empty string of at most 128 characters is an id to look up (the spec's own example
+    // `conn_001` included): not ours, so not found. Only a missing, empty, non-string or longer id
+    // is a 400.
+    for missing in ["nope", "conn_001", &"x".repeat(128)] {
+        let r = t.update(json!({"id": missing, "name": "x"})).await;
+        assert_eq!((r.status, r.code()), (404, "not_found"), "{missing}");
+    }
+    for bad in [
+        json!(""),
+        json!("x".repeat(129)),
+        json!(5),
+        json!(["conn_001"]),
+    ] {
+        let r = t.update(json!({"id": bad, "name": "x"})).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_id"), "{bad}");
+        assert_eq!(r.fields(), ["id"]);
+    }
     for status in ["error", "pending", "ACTIVE", ""] {
         let r = t.update(json!({"id": id, "status": status})).await;
         assert_eq!(
@@ -157,8 +172,47 @@ async fn delete_errors() {
         .send()
         .await;
     assert_eq!((r.status, r.code()), (400, "missing_id"));
-    let r = t.delete("conn_bad").await;
+    for missing in ["conn_bad", "conn_001", "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV"] {
+        let r = t.delete(missing).await;
+        assert_eq!((r.status, r.code()), (404, "not_found"), "{missing}");
+    }
+    for bad in ["", &"x".repeat(129)] {
+        let r = t.delete(bad).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_id"), "{bad:?}");
+    }
+    // The spec's example id on detail and test: 404, like any other id that names nothing.
+    assert_eq!(t.get("conn_001").await.status, 404);
+    let r = t.test("conn_001").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{}", r.raw);
+    let r = crate::support::Call::new("POST", "/api/v1/connectors/test")
+        .bearer(&t.token)
+        .json(serde_json::json!({"id": ""}))
+        .send()
+        .await;
     assert_eq!((r.status, r.code()), (400, "invalid_id"));
-    let r = t.delete("conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
-    assert_eq!((r.status, r.code()), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn delete_honours_if_match() {
+    let t = Tenant::new("delifmatch");
+    let id = t.create_id(postgres("guarded")).await;
+    let delete = |etag: &str| {
+        crate::support::Call::new("DELETE", "/api/v1/connectors")
+            .query("id", &id)
+            .header("If-Match", etag)
+            .bearer(&t.token)
+            .send()
+    };
+    for stale in ["\"2\"", "W/\"1\"", "\"stale-0\""] {
+        let r = delete(stale).await;
+        assert_eq!((r.status, r.code()), (412, "version_mismatch"), "{stale}");
+    }
+    assert_eq!(delete("1").await.code(), "invalid_if_match");
+    assert_eq!(
+        t.get(&id).await.status,
+        200,
+        "a refused delete removed nothing"
+    );
+    assert_eq!(delete("\"1\"").await.status, 204);
+    assert_eq!(t.get(&id).await.status, 404);
 }

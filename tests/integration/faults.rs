@@ -8,13 +8,16 @@ use serde_json::json;
 use shared::envelope::KmsEnvelope;
 use shared::handlers::{create, list, update};
 use shared::store::DynamoStore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does to requests whose `X-Amz-Target` ends with `op`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
+pub enum Fault {
+    /// Nothing: every request is forwarded (until the proxy is stalled).
+    None,
     /// Answers DynamoDB's throttling error, every time.
     Throttle,
     /// Closes the connection without an answer, every time (a service that is down).
@@ -25,29 +28,40 @@ enum Fault {
     CutBeforeAnswer,
 }
 
-struct Proxy {
-    url: String,
+pub struct Proxy {
+    pub url: String,
     /// Operation names seen, in order.
     seen: Arc<Mutex<Vec<String>>>,
+    /// While set, every request is read and never answered (a process stopped with SIGSTOP: the
+    /// socket accepts, nothing replies); held requests are dropped, never forwarded.
+    stalled: Arc<AtomicBool>,
 }
 
-async fn proxy(op: &'static str, fault: Fault) -> Proxy {
+impl Proxy {
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, Ordering::SeqCst);
+    }
+}
+
+pub async fn proxy(op: &'static str, fault: Fault) -> Proxy {
     let upstream = std::env::var("AWS_ENDPOINT_URL").expect("make test sets AWS_ENDPOINT_URL");
     let upstream = upstream.trim_start_matches("http://").to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let fired = Arc::new(Mutex::new(false));
-    let log = seen.clone();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let (log, stall) = (seen.clone(), stalled.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let (upstream, log, fired) = (upstream.clone(), log.clone(), fired.clone());
+            let (upstream, log, fired, stall) =
+                (upstream.clone(), log.clone(), fired.clone(), stall.clone());
             tokio::spawn(async move {
-                let _ = serve(client, &upstream, op, fault, &log, &fired).await;
+                let _ = serve(client, &upstream, op, fault, &log, &fired, &stall).await;
             });
         }
     });
-    Proxy { url, seen }
+    Proxy { url, seen, stalled }
 }
 
 async fn serve(
@@ -57,6 +71,7 @@ async fn serve(
     fault: Fault,
     log: &Mutex<Vec<String>>,
     fired: &Mutex<bool>,
+    stalled: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut client = BufReader::new(client);
     loop {
@@ -87,6 +102,12 @@ async fn serve(
         let target = header("x-amz-target").unwrap_or_default();
         let name = target.rsplit('.').next().unwrap_or("").to_string();
         log.lock().unwrap().push(name.clone());
+        if stalled.load(Ordering::SeqCst) {
+            // Hold the request unanswered until the client gives up on the connection.
+            let mut rest = [0u8; 1024];
+            while client.read(&mut rest).await? > 0 {}
+            return Ok(());
+        }
         let hit = name.eq_ignore_ascii_case(op);
         let first = hit && !std::mem::replace(&mut *fired.lock().unwrap(), true);
         match fault {
@@ -126,7 +147,23 @@ async fn serve(
 /// (the SDK's default retries), against the test table and key.
 async fn through(p: &Proxy) -> (DynamoStore, KmsEnvelope) {
     let st = stack().await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = sdk_through(p, None).await;
+    (
+        DynamoStore::from_sdk(&sdk, TABLE),
+        KmsEnvelope::from_sdk(&sdk, &st.key_id),
+    )
+}
+
+/// The SDK configuration of the functions (with `timeouts` where given), sending to the proxy.
+pub async fn sdk_through(
+    p: &Proxy,
+    timeouts: Option<aws_config::timeout::TimeoutConfig>,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(t) = timeouts {
+        loader = loader.timeout_config(t);
+    }
+    loader
         .http_client(shared::tls::aws_http_client())
         .endpoint_url(&p.url)
         .region(aws_config::Region::new("us-east-1"))
@@ -134,19 +171,15 @@ async fn through(p: &Proxy) -> (DynamoStore, KmsEnvelope) {
             "test", "test", None, None, "tests",
         ))
         .load()
-        .await;
-    (
-        DynamoStore::from_sdk(&sdk, TABLE),
-        KmsEnvelope::from_sdk(&sdk, &st.key_id),
-    )
+        .await
 }
 
-fn request(call: Call) -> lambda_http::Request {
+pub fn request(call: Call) -> lambda_http::Request {
     lambda_http::request::from_str(&call.event().to_string()).unwrap()
 }
 
 /// Every item of the tenant's partition, as (sk, item).
-async fn partition(
+pub async fn partition(
     tenant: &str,
 ) -> Vec<(String, std::collections::HashMap<String, AttributeValue>)> {
     let out = stack()
@@ -167,7 +200,7 @@ async fn partition(
 }
 
 /// Connectors, name claims and the counter agree: no transaction left half of itself behind.
-async fn assert_consistent(tenant: &str) -> usize {
+pub async fn assert_consistent(tenant: &str) -> usize {
     let items = partition(tenant).await;
     let connectors = items
         .iter()

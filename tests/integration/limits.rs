@@ -20,7 +20,7 @@ async fn exactly_the_limit_is_admitted_under_concurrency() {
         limit: 100,
         window: Duration::from_secs(60),
     };
-    // One fixed moment, so all 150 calls fall in one window whatever the clock does meanwhile.
+    // One fixed moment, so nothing refills between the 150 calls whatever the clock does.
     let now = SystemTime::now();
     let calls = (0..150).map(|_| {
         let (store, tenant) = (st.store.clone(), tenant.clone());
@@ -44,42 +44,61 @@ async fn exactly_the_limit_is_admitted_under_concurrency() {
         (0..100).collect::<Vec<u32>>(),
         "each admitted call saw its own count"
     );
-    assert!(decisions
-        .iter()
-        .filter(|d| !d.allowed)
-        .all(|d| d.remaining == 0 && (1..=60).contains(&d.reset_secs)));
+    // Refused: nothing left, full again in a window, the next admission one interval (0.6 s) away.
+    assert!(decisions.iter().filter(|d| !d.allowed).all(|d| (
+        d.remaining,
+        d.full_in_secs,
+        d.retry_after()
+    ) == (0, 60, 1)));
+}
+
+#[tokio::test]
+async fn through_the_api_150_concurrent_tests_admit_exactly_100() {
+    let st = stack().await;
+    let mut tester = tester_with(&st.sdk, &st.key_id, BreakerPolicy::default(), 100);
+    // A day per 100: nothing refills while the calls run, so exactly the bucket is admitted.
+    tester.rate.window = Duration::from_secs(86_400);
+    let tester = std::sync::Arc::new(tester);
+    let t = std::sync::Arc::new(Tenant::new("rate150"));
+    let calls = (0..150).map(|_| {
+        let (tester, t) = (tester.clone(), t.clone());
+        // The spec's own example id: admitted calls find nothing (404), refused ones are 429.
+        tokio::spawn(async move { test_through(&tester, &t, "conn_001").await.status })
+    });
+    let mut statuses: Vec<u16> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses.iter().filter(|s| **s == 404).count(), 100);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50);
 }
 
 #[tokio::test]
 async fn over_the_limit_the_endpoint_answers_429_with_headers() {
     let st = stack().await;
     let tester = tester_with(&st.sdk, &st.key_id, BreakerPolicy::default(), 2);
+    // 2 per 60 s: a bucket of 2, one more every 30 s.
+    let t = Tenant::new("rate429");
+    let mut replies = Vec::new();
     for _ in 0..3 {
-        let t = Tenant::new("rate429");
-        let window = shared::limits::rate::window_of(SystemTime::now(), Duration::from_secs(60));
-        let mut statuses = Vec::new();
-        let mut last = None;
-        for _ in 0..3 {
-            let r = test_through(&tester, &t, "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
-            statuses.push(r.status);
-            last = Some(r);
-        }
-        if shared::limits::rate::window_of(SystemTime::now(), Duration::from_secs(60)) != window {
-            continue; // the calls straddled two windows; try again in the new one
-        }
-        assert_eq!(statuses, [404, 404, 429]);
-        let r = last.unwrap();
-        assert_eq!(r.code(), "rate_limited");
-        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!((1..=60).contains(&retry));
-        assert!(r.headers["ratelimit"]
-            .to_str()
-            .unwrap()
-            .starts_with("\"tenant\";r=0;t="));
-        assert_eq!(r.headers["ratelimit-policy"], "\"tenant\";q=2;w=60");
-        return;
+        replies.push(test_through(&tester, &t, "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV").await);
     }
-    panic!("three attempts straddled a window boundary");
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [404, 404, 429]);
+    assert_eq!(replies[0].headers["ratelimit"], "\"tenant\";r=1;t=30");
+    let r = &replies[2];
+    assert_eq!(r.code(), "rate_limited");
+    // The next admission is one refill (30 s) away, the bucket full in 60 s.
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
+    let header = r.headers["ratelimit"].to_str().unwrap();
+    assert!(
+        header == "\"tenant\";r=0;t=60" || header == "\"tenant\";r=0;t=59",
+        "{header}"
+    );
+    assert_eq!(r.headers["ratelimit-policy"], "\"tenant\";q=2;w=60");
 }
 
 #[tokio::test]

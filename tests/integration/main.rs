@@ -16,5 +16,6 @@ mod names;
 mod paging;
 mod probes;
 mod secrets;
+mod stall;
 mod support;
 mod sweep;

@@ -3,6 +3,7 @@
 
 use super::{respond, BASE_PATH, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
@@ -23,7 +24,13 @@ pub async fn handle<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     req: Request,
 ) -> Response<Body> {
     let mut audit = AuditEvent::new("create");
-    let resp = respond(run(store, sealer, verifier, &req, &mut audit).await);
+    let resp = respond(
+        within(
+            answer_by(&req),
+            run(store, sealer, verifier, &req, &mut audit),
+        )
+        .await,
+    );
     audit.emit(resp.status().as_u16());
     resp
 }

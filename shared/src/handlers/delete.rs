@@ -2,10 +2,11 @@
 
 use super::{respond, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::deadline::{answer_by, within};
 use crate::error::{ApiError, FieldProblem};
-use crate::http::{empty, query_param};
+use crate::http::{empty, if_match, query_param};
 use crate::identity::{caller, permit, WRITE_ROLES};
-use crate::ids::is_connector_id;
+use crate::ids::is_requested_id;
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
@@ -16,7 +17,7 @@ pub async fn handle<S: ConnectorReader + ConnectorWriter>(
     req: Request,
 ) -> Response<Body> {
     let mut audit = AuditEvent::new("delete");
-    let resp = respond(run(store, verifier, &req, &mut audit).await);
+    let resp = respond(within(answer_by(&req), run(store, verifier, &req, &mut audit)).await);
     audit.emit(resp.status().as_u16());
     resp
 }
@@ -35,15 +36,20 @@ async fn run<S: ConnectorReader + ConnectorWriter>(
         ApiError::new(400, "missing_id", "query parameter id is required")
             .with_details(vec![FieldProblem::new("id", "required")])
     })?;
-    if !is_connector_id(&id) {
+    if !is_requested_id(&id) {
         return Err(ApiError::invalid_id("id"));
     }
     audit.connector(&id);
+    let allowed = if_match(req)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = store
             .get(&who.tenant_id, &id)
             .await?
             .ok_or_else(ApiError::not_found)?;
+        // Checked on every read: after a concurrent write the re-read version no longer matches.
+        if !allowed.allows(current.version) {
+            return Err(ApiError::version_mismatch(current.version));
+        }
         match store.remove(&current).await {
             Ok(()) => return Ok(empty(204)),
             // Changed (or deleted) since we read it: read again.

@@ -1,10 +1,11 @@
 //! GET /api/v1/connectors (a page) and GET /api/v1/connectors/{id} (one connector).
 
 use super::{respond, BASE_PATH};
+use crate::deadline::{answer_by, within};
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{json, path_param, query_param, with_etag};
 use crate::identity::{identify, READ_ROLES};
-use crate::ids::is_connector_id;
+use crate::ids::{is_connector_id, is_requested_id};
 use crate::model::ConnectorView;
 use crate::store::ConnectorReader;
 use crate::token::TokenVerifier;
@@ -28,7 +29,7 @@ pub async fn handle<S: ConnectorReader>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    respond(run(store, verifier, &req).await)
+    respond(within(answer_by(&req), run(store, verifier, &req)).await)
 }
 
 async fn run<S: ConnectorReader>(
@@ -38,7 +39,7 @@ async fn run<S: ConnectorReader>(
 ) -> Result<Response<Body>, ApiError> {
     let who = identify(req, verifier, READ_ROLES).await?;
     if let Some(id) = detail_id(req) {
-        if !is_connector_id(&id) {
+        if !is_requested_id(&id) {
             return Err(ApiError::invalid_id("id"));
         }
         let connector = store

@@ -3,19 +3,21 @@
 //! Lambda deadline is near.
 
 use super::test::Tester;
+use crate::deadline::{answer_by, within};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
 use crate::ids::format_rfc3339;
 use crate::model::{Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter};
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket};
 use futures_util::stream::{self, StreamExt};
+use futures_util::TryFutureExt;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -44,7 +46,7 @@ const MARGIN: Duration = Duration::from_secs(2);
 
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + HitCounter + DueConnectors,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
     E: SecretSealer,
 {
     /// The test function's entry point: HTTP requests go to the endpoint, scheduled events to the
@@ -65,22 +67,20 @@ where
             )
             .into_response();
         }
-        // Lambda's deadline is always ahead when an invocation starts; local runtimes send 0 or a
-        // relative number (cargo lambda: 600000), which read as an absolute time lie in the past.
-        let deadline = req
-            .lambda_context_ref()
-            .map(|c| c.deadline())
-            .filter(|d| *d > SystemTime::now());
-        json(200, &self.sweep(deadline).await)
+        // Lambda's deadline, or the configured timeout where a local runtime gives none.
+        json(200, &self.sweep(answer_by(&req)).await)
     }
 
-    /// Runs one sweep; `deadline` is the invocation's deadline.
-    pub async fn sweep(&self, deadline: Option<SystemTime>) -> SweepSummary {
+    /// Runs one sweep, answering by `by` (the invocation's deadline less a margin): no probe starts
+    /// unless it can finish and be recorded by then, and calls that stall past it are abandoned.
+    pub async fn sweep(&self, by: Instant) -> SweepSummary {
         let now = format_rfc3339(SystemTime::now());
         let now = now.as_str();
         let shards = (0..DUE_SHARDS).map(|n| format!("DUE#{n}"));
         let lists: Vec<_> = stream::iter(shards)
-            .map(|shard| async move { self.store.due(&shard, now).await })
+            .map(|shard| async move {
+                within(by, self.store.due(&shard, now).map_err(ApiError::from)).await
+            })
             .buffer_unordered(DUE_SHARDS as usize)
             .collect()
             .await;
@@ -88,15 +88,15 @@ where
         for list in lists {
             match list {
                 Ok(items) => due.extend(items),
-                Err(e) => tracing::error!(error = ?e, "a due shard could not be read"),
+                Err(e) => tracing::error!(error = e.code, "a due shard could not be read"),
             }
         }
         let budget = self.prober.settings().total_timeout + MARGIN;
         // Read in batches of 100; one write per probed connector follows.
-        let connectors = match self.store.get_many(&due).await {
+        let connectors = match within(by, self.store.get_many(&due).map_err(ApiError::from)).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = ?e, "due connectors could not be read");
+                tracing::error!(error = e.code, "due connectors could not be read");
                 Vec::new()
             }
         };
@@ -104,14 +104,13 @@ where
         let gone = due.len().saturating_sub(connectors.len());
         let results: Vec<Swept> = stream::iter(connectors)
             .map(|connector| async move {
-                let time_left = deadline.is_none_or(|d| {
-                    d.duration_since(SystemTime::now())
-                        .is_ok_and(|left| left > budget)
-                });
-                if !time_left {
+                if by.saturating_duration_since(Instant::now()) <= budget {
                     return Swept::Skipped;
                 }
-                self.sweep_one(connector).await
+                // A stalled table or KMS leaves this connector due for the next run.
+                within(by, async { Ok(self.sweep_one(connector).await) })
+                    .await
+                    .unwrap_or(Swept::Skipped)
             })
             .buffer_unordered(self.sweep.concurrency.max(1))
             .collect()

@@ -2,11 +2,12 @@
 
 use super::respond;
 use crate::audit::AuditEvent;
+use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
-use crate::error::{ApiError, FieldProblem};
+use crate::error::ApiError;
 use crate::http::{json, json_object};
 use crate::identity::{caller, permit, WRITE_ROLES};
-use crate::ids::{format_rfc3339, is_connector_id};
+use crate::ids::format_rfc3339;
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::{RateDecision, RatePolicy};
 use crate::masking::mask;
@@ -14,9 +15,9 @@ use crate::model::{Connector, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::target::probe_uses_secret;
 use crate::probe::Prober;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, HitCounter, StoreError};
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, StoreError};
 use crate::token::TokenVerifier;
-use crate::validate::{check_config, has_api_key};
+use crate::validate::{check_config, has_api_key, requested_id};
 use lambda_http::http::header::{HeaderName, HeaderValue};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -115,12 +116,15 @@ fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
 
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + HitCounter + DueConnectors,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let mut audit = AuditEvent::new("test");
-        let resp = self.admit_and_run(&req, &mut audit).await;
+        let by = answer_by(&req);
+        let resp = within(by, async { Ok(self.admit_and_run(&req, &mut audit).await) })
+            .await
+            .unwrap_or_else(ApiError::into_response);
         audit.emit(resp.status().as_u16());
         resp
     }
@@ -146,12 +150,14 @@ where
                 429,
                 "rate_limited",
                 format!(
-                    "at most {} tests per {} s per tenant",
+                    "at most {} tests per {} s per tenant (a burst of {}, then one every {} ms)",
                     self.rate.limit,
-                    self.rate.window.as_secs()
+                    self.rate.window.as_secs(),
+                    self.rate.limit,
+                    self.rate.interval_us() / 1000
                 ),
             );
-            e.retry_after = Some(decision.reset_secs as u32);
+            e.retry_after = Some(decision.retry_after().min(u64::from(u32::MAX)) as u32);
             e.into_response()
         };
         self.rate_headers(&mut resp, &decision);
@@ -177,14 +183,7 @@ where
         now: SystemTime,
         audit: &mut AuditEvent,
     ) -> Result<Response<Body>, ApiError> {
-        let id = match json_object(req)?.remove("id") {
-            Some(Value::String(id)) if is_connector_id(&id) => id,
-            None | Some(Value::Null) => {
-                return Err(ApiError::new(400, "missing_id", "id is required")
-                    .with_details(vec![FieldProblem::new("id", "required")]))
-            }
-            Some(_) => return Err(ApiError::invalid_id("id")),
-        };
+        let id = requested_id(json_object(req)?.remove("id"))?;
         audit.connector(&id);
         let current = self
             .store

@@ -2,6 +2,7 @@
 
 use super::{respond, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
@@ -26,7 +27,13 @@ where
     E: SecretSealer,
 {
     let mut audit = AuditEvent::new("update");
-    let resp = respond(run(store, sealer, verifier, &req, &mut audit).await);
+    let resp = respond(
+        within(
+            answer_by(&req),
+            run(store, sealer, verifier, &req, &mut audit),
+        )
+        .await,
+    );
     audit.emit(resp.status().as_u16());
     resp
 }
@@ -55,9 +62,7 @@ where
             .await?
             .ok_or_else(ApiError::not_found)?;
         // Checked on every read: after a concurrent write the re-read version no longer matches.
-        let expected_ok = allowed
-            .as_ref()
-            .is_none_or(|v| v.contains(&current.version))
+        let expected_ok = allowed.allows(current.version)
             && patch.expected_version.is_none_or(|v| v == current.version);
         if !expected_ok {
             return Err(ApiError::version_mismatch(current.version));

@@ -3,7 +3,7 @@
 use super::report::{Failure, ProbeCode};
 use super::ssrf::{literal_bare_host, Guard};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,21 @@ pub async fn resolve_checked(
 ) -> Result<(Vec<SocketAddr>, String), Failure> {
     let addrs: Vec<SocketAddr> = match literal_bare_host(host) {
         Some(ip) => vec![SocketAddr::new(ip, port)],
+        // Both loopback addresses, narrowed to those the allow-list lets in (if it lets any in):
+        // a fixed answer, so no rebinding risk, and `PROBE_ALLOW_CIDRS=127.0.0.1` keeps working.
+        None if is_loopback_name(host) => {
+            let all = LOOPBACK.map(|ip| SocketAddr::new(ip, port));
+            let allowed: Vec<_> = all
+                .iter()
+                .filter(|a| guard.check(a.ip()).is_ok())
+                .copied()
+                .collect();
+            if allowed.is_empty() {
+                all.to_vec()
+            } else {
+                allowed
+            }
+        }
         None => {
             let lookup = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await;
             let mut addrs: Vec<SocketAddr> = match lookup {
@@ -38,6 +53,24 @@ pub async fn resolve_checked(
         }
     };
     check_resolved(guard, host, addrs)
+}
+
+/// What a loopback name stands for, without asking DNS (whose answer for it we cannot trust).
+const LOOPBACK: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
+/// `localhost` and every `*.localhost` name (RFC 6761 §6.3), with or without the root dot, and
+/// the loopback aliases common `/etc/hosts` files carry.
+pub fn is_loopback_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || matches!(
+            name.as_str(),
+            "localhost.localdomain" | "ip6-localhost" | "ip6-loopback"
+        )
 }
 
 /// Judges every address a name resolved to: one blocked address blocks the whole destination.
@@ -140,6 +173,59 @@ mod tests {
                 .code,
             ProbeCode::DnsFailed
         );
+    }
+
+    #[test]
+    fn loopback_names_resolve_to_loopback_without_dns_and_are_blocked() {
+        for name in [
+            "localhost",
+            "localhost.",
+            "LocalHost",
+            "foo.localhost",
+            "a.b.localhost.",
+            "localhost.localdomain",
+            "ip6-localhost",
+            "ip6-loopback",
+        ] {
+            assert!(is_loopback_name(name), "{name}");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let blocked = rt
+                .block_on(resolve_checked(
+                    &Guard::default(),
+                    name,
+                    80,
+                    Duration::from_secs(1),
+                ))
+                .unwrap_err();
+            assert_eq!(blocked.code, ProbeCode::DestinationBlocked, "{name}");
+            let both = Guard::from_allow_list("127.0.0.0/8,::1/128").unwrap();
+            let (addrs, _) = rt
+                .block_on(resolve_checked(&both, name, 80, Duration::from_secs(1)))
+                .unwrap();
+            assert_eq!(addrs, addrs_port(&["127.0.0.1", "::1"], 80), "{name}");
+            let v4 = Guard::from_allow_list("127.0.0.1").unwrap();
+            let (addrs, _) = rt
+                .block_on(resolve_checked(&v4, name, 80, Duration::from_secs(1)))
+                .unwrap();
+            assert_eq!(addrs, addrs_port(&["127.0.0.1"], 80), "{name}");
+        }
+        for name in [
+            "localhostx",
+            "notlocalhost",
+            "localhost.example.com",
+            "example.com",
+        ] {
+            assert!(!is_loopback_name(name), "{name}");
+        }
+    }
+
+    fn addrs_port(list: &[&str], port: u16) -> Vec<SocketAddr> {
+        list.iter()
+            .map(|a| SocketAddr::new(a.parse().unwrap(), port))
+            .collect()
     }
 
     #[test]

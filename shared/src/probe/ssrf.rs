@@ -227,11 +227,13 @@ fn blocked_v6(addr: Ipv6Addr) -> Option<&'static str> {
 }
 
 /// The IPv4 addresses an IPv6 address carries, for the forms that carry one:
-/// IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16)
-/// and Teredo (2001::/32: server and de-obfuscated client).
+/// IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96, SIIT: RFC 2765/6145),
+/// IPv4-compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32: server
+/// and de-obfuscated client).
 fn embedded_v4(bits: u128) -> Option<Vec<Ipv4Addr>> {
     let low32 = Ipv4Addr::from(bits as u32);
     if prefix_match128(bits, v6([0, 0, 0, 0, 0, 0xffff, 0, 0]), 96)
+        || prefix_match128(bits, v6([0, 0, 0, 0, 0xffff, 0, 0, 0]), 96)
         || prefix_match128(bits, 0, 96)
         || prefix_match128(bits, v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0]), 96)
     {
@@ -332,6 +334,10 @@ mod tests {
         ("::ffff:10.1.2.3", true),
         ("::ffff:169.254.169.254", true),
         ("::ffff:8.8.8.8", false),
+        ("::ffff:0:7f00:1", true),
+        ("::ffff:0:a00:1", true),
+        ("::ffff:0:a9fe:a9fe", true),
+        ("::ffff:0:808:808", false),
         ("::127.0.0.1", true),
         ("::8.8.8.8", false),
         ("::2", true),
