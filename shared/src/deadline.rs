@@ -73,7 +73,9 @@ pub async fn within<T>(
     by: Instant,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout_at(by.into(), work).await {
+    // Boxed: a handler's whole future is large in unoptimized builds, and the timer wrapping it
+    // inline doubled the stack the test threads need (one allocation per request).
+    match tokio::time::timeout_at(by.into(), Box::pin(work)).await {
         Ok(result) => result,
         Err(_) => {
             tracing::error!("a dependency did not answer before the invocation's deadline");

@@ -46,11 +46,63 @@ pub trait SecretSealer: Send + Sync {
         ctx: SecretContext<'_>,
         secret: &Map<String, Value>,
     ) -> impl Future<Output = Result<SealedSecret, CryptoError>> + Send;
+    /// Seals, and MACs the same secret under a key derived from the same data key: a fingerprint
+    /// of the secret that is useless to whoever reads the table (the key is only ever wrapped).
+    fn seal_tagged(
+        &self,
+        ctx: SecretContext<'_>,
+        secret: &Map<String, Value>,
+    ) -> impl Future<Output = Result<(SealedSecret, SecretTag), CryptoError>> + Send;
+    /// The MAC of `secret` under the data key `wrapped_key` (one KMS Decrypt), to compare with a
+    /// tag from `seal_tagged`.
+    fn tag_with(
+        &self,
+        ctx: SecretContext<'_>,
+        wrapped_key: &[u8],
+        key_id: &str,
+        secret: &Map<String, Value>,
+    ) -> impl Future<Output = Result<SecretTag, CryptoError>> + Send;
     fn open(
         &self,
         ctx: SecretContext<'_>,
         sealed: &SealedSecret,
     ) -> impl Future<Output = Result<PlainSecret, CryptoError>> + Send;
+}
+
+/// HMAC-SHA256 of a secret (hex), keyed from its connector's data key; compared in constant time.
+#[derive(Debug, Clone)]
+pub struct SecretTag(pub String);
+
+impl PartialEq for SecretTag {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_bytes(), other.0.as_bytes())
+            .is_ok()
+    }
+}
+
+/// What the MAC key is derived with, so it is never the encryption key itself.
+const TAG_KEY_LABEL: &[u8] = b"connectors-api:idempotency-mac:v2";
+
+/// The tag of `secret` in `ctx` under `data_key`: HMAC(HMAC(data_key, label), aad || 0 || JSON).
+fn tag(
+    data_key: &[u8],
+    ctx: SecretContext<'_>,
+    secret: &Map<String, Value>,
+) -> Result<SecretTag, CryptoError> {
+    use aws_lc_rs::hmac;
+    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, data_key), TAG_KEY_LABEL);
+    let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+    let json = Zeroizing::new(
+        serde_json::to_vec(secret).map_err(|_| CryptoError::Refused("unserializable".into()))?,
+    );
+    let mut ctx_hmac = hmac::Context::with_key(&key);
+    ctx_hmac.update(ctx.aad().as_bytes());
+    ctx_hmac.update(&[0]);
+    ctx_hmac.update(&json);
+    let mac = ctx_hmac.sign();
+    Ok(SecretTag(
+        mac.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }
 
 /// Envelope encryption with KMS data keys.
@@ -82,6 +134,27 @@ impl SecretSealer for KmsEnvelope {
         ctx: SecretContext<'_>,
         secret: &Map<String, Value>,
     ) -> Result<SealedSecret, CryptoError> {
+        self.seal_tagged(ctx, secret)
+            .await
+            .map(|(sealed, _)| sealed)
+    }
+
+    async fn tag_with(
+        &self,
+        ctx: SecretContext<'_>,
+        wrapped_key: &[u8],
+        key_id: &str,
+        secret: &Map<String, Value>,
+    ) -> Result<SecretTag, CryptoError> {
+        let plain_key = self.unwrap_key(ctx, wrapped_key, key_id).await?;
+        tag(&plain_key, ctx, secret)
+    }
+
+    async fn seal_tagged(
+        &self,
+        ctx: SecretContext<'_>,
+        secret: &Map<String, Value>,
+    ) -> Result<(SealedSecret, SecretTag), CryptoError> {
         let out = self
             .kms
             .generate_data_key()
@@ -113,13 +186,17 @@ impl SecretSealer for KmsEnvelope {
                 &mut *buf,
             )
             .map_err(|_| CryptoError::Refused("encryption failed".into()))?;
-        Ok(SealedSecret {
-            v: FORMAT_V1,
-            ciphertext: buf.to_vec(),
-            nonce: nonce.to_vec(),
-            wrapped_key,
-            key_id,
-        })
+        let tagged = tag(&plain_key, ctx, secret)?;
+        Ok((
+            SealedSecret {
+                v: FORMAT_V1,
+                ciphertext: buf.to_vec(),
+                nonce: nonce.to_vec(),
+                wrapped_key,
+                key_id,
+            },
+            tagged,
+        ))
     }
 
     async fn open(
@@ -133,17 +210,9 @@ impl SecretSealer for KmsEnvelope {
                 sealed.v
             )));
         }
-        let out = self
-            .kms
-            .decrypt()
-            .key_id(&sealed.key_id)
-            .ciphertext_blob(Blob::new(sealed.wrapped_key.clone()))
-            .encryption_context("tenantId", ctx.tenant_id)
-            .encryption_context("connectorId", ctx.connector_id)
-            .send()
-            .await
-            .map_err(kms_error)?;
-        let plain_key = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
+        let plain_key = self
+            .unwrap_key(ctx, &sealed.wrapped_key, &sealed.key_id)
+            .await?;
         let nonce = Nonce::try_assume_unique_for_key(&sealed.nonce)
             .map_err(|_| CryptoError::Refused("bad nonce".into()))?;
         let mut buf = Zeroizing::new(sealed.ciphertext.clone());
@@ -154,6 +223,30 @@ impl SecretSealer for KmsEnvelope {
             Ok(Value::Object(map)) => Ok(PlainSecret(map)),
             _ => Err(CryptoError::Refused("sealed value is not an object".into())),
         }
+    }
+}
+
+impl KmsEnvelope {
+    /// The plaintext data key (KMS Decrypt under the connector's encryption context).
+    async fn unwrap_key(
+        &self,
+        ctx: SecretContext<'_>,
+        wrapped_key: &[u8],
+        key_id: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let out = self
+            .kms
+            .decrypt()
+            .key_id(key_id)
+            .ciphertext_blob(Blob::new(wrapped_key.to_vec()))
+            .encryption_context("tenantId", ctx.tenant_id)
+            .encryption_context("connectorId", ctx.connector_id)
+            .send()
+            .await
+            .map_err(kms_error)?;
+        Ok(Zeroizing::new(
+            out.plaintext.map(Blob::into_inner).unwrap_or_default(),
+        ))
     }
 }
 
@@ -187,5 +280,39 @@ where
     } else {
         tracing::warn!(error = %detail, "KMS refused");
         CryptoError::Refused("KMS refused the request".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tags_depend_on_the_data_key_the_connector_and_the_secret() {
+        let secret = json!({"password": "p1"}).as_object().cloned().unwrap();
+        let other = json!({"password": "p2"}).as_object().cloned().unwrap();
+        let ctx = SecretContext {
+            tenant_id: "t",
+            connector_id: "conn_a",
+        };
+        let elsewhere = SecretContext {
+            tenant_id: "u",
+            connector_id: "conn_a",
+        };
+        let key = [7u8; 32];
+        let t = tag(&key, ctx, &secret).unwrap();
+        assert_eq!(t, tag(&key, ctx, &secret).unwrap());
+        assert_eq!(t.0.len(), 64);
+        assert_ne!(t, tag(&key, ctx, &other).unwrap());
+        assert_ne!(t, tag(&[8u8; 32], ctx, &secret).unwrap());
+        assert_ne!(t, tag(&key, elsewhere, &secret).unwrap());
+        // Not a plain hash of the secret, which a table reader could recompute for guesses.
+        let plain = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &serde_json::to_vec(&secret).unwrap(),
+        );
+        let plain: String = plain.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_ne!(t.0, plain);
     }
 }

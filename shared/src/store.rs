@@ -11,7 +11,7 @@
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
 //! scheduled sweep probes; inactive connectors carry neither attribute.
 
-use crate::idempotency::Remembered;
+use crate::idempotency::{MacKey, Remembered};
 use crate::model::Connector;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -263,6 +263,16 @@ impl DynamoStore {
                 AttributeValue::N(r.expires_at.to_string()),
             ),
         ]);
+        if let Some(k) = &r.mac_key {
+            item.extend([
+                ("macConnectorId".to_string(), s(&k.connector_id)),
+                (
+                    "macWrappedKey".to_string(),
+                    AttributeValue::B(k.wrapped_key.clone().into()),
+                ),
+                ("macKeyId".to_string(), s(&k.key_id)),
+            ]);
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -749,10 +759,19 @@ impl IdempotentAnswers for DynamoStore {
         if expires_at <= now {
             return Ok(None);
         }
+        let mac_key = item
+            .get("macWrappedKey")
+            .and_then(|v| v.as_b().ok())
+            .map(|wrapped| MacKey {
+                connector_id: text(&item, "macConnectorId").unwrap_or_default(),
+                wrapped_key: wrapped.clone().into_inner(),
+                key_id: text(&item, "macKeyId").unwrap_or_default(),
+            });
         let kept = (|| {
             Some(Remembered {
                 key: key.to_string(),
                 fingerprint: text(&item, "fingerprint")?,
+                mac_key,
                 status: number(&item, "status")?,
                 body: text(&item, "body")?,
                 location: text(&item, "location")?,

@@ -249,3 +249,99 @@ async fn an_expired_key_not_yet_removed_by_ttl_is_free_again() {
     let expires: u64 = kept["expiresAt"].as_n().unwrap().parse().unwrap();
     assert!(expires >= unix_now() + 24 * 3600 - 60, "kept for 24 h");
 }
+
+/// The kept fingerprint of `key` in the tenant's partition, as stored.
+async fn stored_fingerprint(tenant: &str, key: &str) -> String {
+    let item = stack()
+        .await
+        .dynamo
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
+        .key("sk", AttributeValue::S(format!("IDEMPOTENCY#{key}")))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the kept answer");
+    item["fingerprint"].as_s().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_kept_fingerprint_helps_no_one_guess_a_password() {
+    let body = json!({"name": "mac", "type": "mysql", "config": {"host": "db.example.com", "port": 3306, "database": "x"},
+                      "authConfig": {"username": "u", "password": "guess-me-1"}});
+    let (a, b) = (Tenant::new("idemmac"), Tenant::new("idemmac"));
+    for t in [&a, &b] {
+        let r = create_with_key(t, "same-key", body.clone()).send().await;
+        assert_eq!(r.status, 201, "{}", r.raw);
+    }
+    let (fa, fb) = (
+        stored_fingerprint(&a.id, "same-key").await,
+        stored_fingerprint(&b.id, "same-key").await,
+    );
+    assert_ne!(fa, fb, "the same body in two tenants is kept differently");
+    // Not the unkeyed SHA-256 of the body (which an offline guesser could recompute).
+    let plain = shared::idempotency::legacy_fingerprint(body.as_object().unwrap());
+    for f in [&fa, &fb] {
+        assert!(!f.contains(&plain), "{f}");
+        assert!(!f.contains("guess-me"), "{f}");
+    }
+    // A guess with the right body and a wrong password is refused; the right one replays.
+    let mut guess = body.clone();
+    guess["authConfig"]["password"] = json!("guess-me-2");
+    let r = create_with_key(&a, "same-key", guess).send().await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "idempotency_key_reused"),
+        "{}",
+        r.raw
+    );
+    let r = create_with_key(&a, "same-key", body.clone()).send().await;
+    assert_eq!(
+        (r.status, r.headers["idempotent-replayed"].to_str().unwrap()),
+        (201, "true")
+    );
+}
+
+#[tokio::test]
+async fn answers_kept_in_the_first_format_are_still_replayed() {
+    let t = Tenant::new("idemv1");
+    let st = stack().await;
+    let body = json!({"name": "before-deploy", "type": "mysql", "config": {"host": "db.example.com", "port": 3306, "database": "x"},
+                      "authConfig": {"password": "v1-secret"}});
+    // What the previous release kept: the unkeyed SHA-256 of the body, no MAC key.
+    let kept_body =
+        json!({"id": "conn_01ARZ3NDEKTSV4RRFFQ69G5FAV", "name": "before-deploy"}).to_string();
+    st.dynamo
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", AttributeValue::S(format!("TENANT#{}", t.id)))
+        .item("sk", AttributeValue::S("IDEMPOTENCY#deploy".into()))
+        .item(
+            "fingerprint",
+            AttributeValue::S(shared::idempotency::legacy_fingerprint(
+                body.as_object().unwrap(),
+            )),
+        )
+        .item("status", AttributeValue::N("201".into()))
+        .item("body", AttributeValue::S(kept_body.clone()))
+        .item(
+            "location",
+            AttributeValue::S("/api/v1/connectors/conn_01ARZ3NDEKTSV4RRFFQ69G5FAV".into()),
+        )
+        .item("version", AttributeValue::N("1".into()))
+        .item(
+            "expiresAt",
+            AttributeValue::N((unix_now() + 3600).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = create_with_key(&t, "deploy", body.clone()).send().await;
+    assert_eq!((r.status, r.raw.as_str()), (201, kept_body.as_str()));
+    let mut other = body;
+    other["authConfig"]["password"] = json!("v1-other");
+    let r = create_with_key(&t, "deploy", other).send().await;
+    assert_eq!(r.status, 422, "{}", r.raw);
+}

@@ -7,7 +7,7 @@ use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
-use crate::idempotency::{self, Remembered};
+use crate::idempotency::{self, MacKey, Remembered};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{new_connector_id, now_rfc3339, unix_now};
 use crate::model::{field_names, Connector, Status};
@@ -48,7 +48,13 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     permit(&who, WRITE_ROLES)?;
     let key = idempotency::key(req)?;
     let body = json_object(req)?;
-    let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));
+    // Hashed before parsing consumes the body; only when a key asks for it.
+    let hashes = key.as_ref().map(|_| {
+        (
+            idempotency::body_hash(&who.tenant_id, &body),
+            idempotency::legacy_fingerprint(&body),
+        )
+    });
     let new = parse_create(body)?;
     let id = new_connector_id();
     audit.connector(&id);
@@ -67,14 +73,24 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     };
     let seal = async {
         match &secret {
-            Some(s) => sealer.seal(ctx, &s.0).await.map(Some),
+            Some(s) => sealer.seal_tagged(ctx, &s.0).await.map(Some),
             None => Ok(None),
         }
     };
     let (kept, sealed) = tokio::join!(recall, seal);
-    if let (Some(kept), Some(fp)) = (kept?, &fingerprint) {
-        return idempotency::replay(&kept, fp);
+    let presented = hashes.map(|(body_hash, legacy)| idempotency::Presented {
+        tenant_id: &who.tenant_id,
+        body_hash,
+        legacy,
+        secret: secret.as_ref().map(|s| &s.0),
+    });
+    if let (Some(kept), Some(p)) = (kept?, &presented) {
+        return idempotency::replay(sealer, &kept, p).await;
     }
+    let (sealed, tag) = match sealed? {
+        Some((sealed, tag)) => (Some(sealed), Some(tag)),
+        None => (None, None),
+    };
     let now = now_rfc3339();
     let mut connector = Connector {
         id,
@@ -84,7 +100,7 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
         description: new.description,
         config: new.config,
         auth_method: new.auth_method,
-        auth_config: sealed?,
+        auth_config: sealed,
         auth_config_fields: secret
             .as_ref()
             .map(|s| field_names(&s.0))
@@ -106,10 +122,15 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(LOCATION, v);
     }
-    let once = match (key, fingerprint) {
-        (Some(key), Some(fingerprint)) => Some(Remembered {
+    let once = match (key, &presented) {
+        (Some(key), Some(p)) => Some(Remembered {
             key,
-            fingerprint,
+            fingerprint: idempotency::fingerprint_v2(&p.body_hash, tag.as_ref()),
+            mac_key: connector.auth_config.as_ref().map(|s| MacKey {
+                connector_id: connector.id.clone(),
+                wrapped_key: s.wrapped_key.clone(),
+                key_id: s.key_id.clone(),
+            }),
             status: 201,
             body: match resp.body() {
                 Body::Text(t) => t.clone(),
@@ -133,9 +154,12 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
                 let Some(r) = &once else {
                     return Err(e.into());
                 };
-                return match store.recall(&who.tenant_id, &r.key, unix_now()).await? {
-                    Some(kept) => idempotency::replay(&kept, &r.fingerprint),
-                    None => Err(e.into()),
+                return match (
+                    store.recall(&who.tenant_id, &r.key, unix_now()).await?,
+                    &presented,
+                ) {
+                    (Some(kept), Some(p)) => idempotency::replay(sealer, &kept, p).await,
+                    _ => Err(e.into()),
                 };
             }
             Err(e) => return Err(e.into()),
