@@ -42,7 +42,9 @@ def main() -> int:
         for name in FUNCTIONS:
             binary = os.path.join(ROOT, "target", "lambda", name, "bootstrap")
             fn_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{name}", AWS_LAMBDA_FUNCTION_NAME=name,
-                          AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1")
+                          AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1",
+                          # As template.yaml sets it (cargo lambda's deadline is no moment in time).
+                          FUNCTION_TIMEOUT_SECONDS="15" if name == "test" else "10")
             children.append(subprocess.Popen([binary], cwd=ROOT, env=fn_env))
         time.sleep(1)
         return replay(port, env)
