@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local local-test token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
+.PHONY: help venv local local-test fuzz-short token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -106,5 +106,10 @@ fuzz: $(CARGO_FUZZ)
 	  RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) fuzz run --fuzz-dir fuzz --sanitizer none $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS); \
 	done
 
-test: venv fmt lint contract template unit integration local-test api-fuzz replay
+# Every stage in order, each timed into .local/stage-times.txt (printed at the end of .ci/run).
+TEST_STAGES := fmt lint contract template unit integration local-test api-fuzz replay fuzz-short
+test: venv
+	local/stages.sh $(TEST_STAGES)
+
+fuzz-short:
 	$(MAKE) fuzz FUZZ_SECONDS=20
