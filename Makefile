@@ -15,12 +15,13 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local local-test fuzz-short token fake-postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
+.PHONY: help venv local local-test fuzz-short token fake-postgres postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
 	@echo "make -s token TENANT=acme ROLE=admin   print a bearer token the local stack accepts (TENANTS=a,b for several)"
 	@echo "make fake-postgres              a Postgres look-alike on 127.0.0.1:15432 (with make local PROBE_ALLOW_CIDRS=127.0.0.1)"
+	@echo "make postgres                   a real PostgreSQL on 127.0.0.1:15443 (TLS) and :15444 to test logins against"
 	@echo "make test                       formatting, clippy, unit, integration, contract, replay and fuzz (what CI runs)"
 	@echo "make bench                      cold start, memory, latency, AWS round trips, sizes, sweep rate (bench/results.json)"
 	@echo "make bench-check                compare bench/results.json with bench/budgets.json; fails on a missed budget"
@@ -46,6 +47,13 @@ FAKE_PG_PORT ?= 15432
 fake-postgres:
 	python3 local/fake_postgres.py $(FAKE_PG_PORT)
 
+# A real PostgreSQL (Debian's server) with TLS on 127.0.0.1:$(PG_PORT) and without on the port after,
+# users app / md5user / clearuser / trustuser / nogrant, databases appdb / lockeddb; Ctrl-C stops it.
+# Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/pg-test-$(PG_PORT)/tls/ca.pem
+PG_PORT ?= 15443
+postgres: venv
+	PG_TEST_PORT=$(PG_PORT) local/with-postgres.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; CA $$PG_TEST_CA_FILE. Ctrl-C stops it."; sleep infinity' || true
+
 fmt:
 	cargo fmt --all -- --check
 
@@ -55,8 +63,9 @@ lint:
 unit:
 	cargo test --workspace --lib --bins
 
+# The integration tests against the AWS emulator and a real PostgreSQL (login probes).
 integration: venv
-	local/with-emulator.sh cargo test -p integration-tests --test integration
+	local/with-emulator.sh local/with-postgres.sh cargo test -p integration-tests --test integration
 
 # `make local` through its own start script: idle past the old runtime timeout, a tool writing into
 # the checkout, two stacks at once (waits about a minute of real time).

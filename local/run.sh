@@ -36,7 +36,7 @@ python3=".venv/bin/python"
   # Empty by default: probes may not reach private or loopback addresses. For local targets,
   # e.g. `make local PROBE_ALLOW_CIDRS=127.0.0.1`.
   echo "PROBE_ALLOW_CIDRS=${PROBE_ALLOW_CIDRS:-}"
-  for name in PROBE_CONNECT_TIMEOUT_MS PROBE_TIMEOUT_MS PROBE_DNS_SERVER TEST_RATE_LIMIT TEST_RATE_WINDOW_SECONDS SWEEP_INTERVAL_SECONDS SWEEP_CONCURRENCY; do
+  for name in PROBE_CONNECT_TIMEOUT_MS PROBE_TIMEOUT_MS PROBE_DNS_SERVER PROBE_EXTRA_CA_FILE PROBE_CERT_WARN_DAYS TEST_RATE_LIMIT TEST_RATE_WINDOW_SECONDS SWEEP_INTERVAL_SECONDS SWEEP_CONCURRENCY; do
     [ -n "${!name:-}" ] && echo "$name=${!name}"
   done
 } >>"$env_file"

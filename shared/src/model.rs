@@ -346,3 +346,46 @@ mod tests {
         );
     }
 }
+
+/// `config.sslmode` of the database types: libpq's five values (MySQL's own spellings accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS; a password may then go in clear (the test says so in a warning).
+    Disable,
+    /// TLS when the server offers it, without certificate checks (libpq's default, and ours).
+    Prefer,
+    /// TLS or fail, without certificate checks.
+    Require,
+    /// TLS with the chain verified, any host name.
+    VerifyCa,
+    /// TLS with the chain and the host name verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The default when `config.sslmode` is absent.
+    pub const DEFAULT: SslMode = SslMode::Prefer;
+
+    /// Parses libpq's spellings and MySQL's (`DISABLED`, `PREFERRED`, `REQUIRED`, `VERIFY_CA`,
+    /// `VERIFY_IDENTITY`), ignoring case.
+    pub fn parse(s: &str) -> Option<SslMode> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "disable" | "disabled" => Some(SslMode::Disable),
+            "prefer" | "preferred" => Some(SslMode::Prefer),
+            "require" | "required" => Some(SslMode::Require),
+            "verify-ca" => Some(SslMode::VerifyCa),
+            "verify-full" | "verify-identity" => Some(SslMode::VerifyFull),
+            _ => None,
+        }
+    }
+
+    /// From a connector's config: absent is the default, anything unparsable too (create and
+    /// update refuse it, so only a stored legacy value can be unparsable).
+    pub fn of(config: &Map<String, Value>) -> SslMode {
+        config
+            .get("sslmode")
+            .and_then(Value::as_str)
+            .and_then(SslMode::parse)
+            .unwrap_or(SslMode::DEFAULT)
+    }
+}

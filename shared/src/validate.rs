@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, FieldProblem};
 use crate::ids::is_requested_id;
-use crate::model::{ConnectorType, PlainSecret, Requirement, Status};
+use crate::model::{ConnectorType, PlainSecret, Requirement, SslMode, Status};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use unicode_normalization::UnicodeNormalization;
@@ -243,15 +243,43 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
         "url" | "instanceUrl" => value.as_str().map_or(Some("must be a string".into()), check_url),
         "bootstrapServers" => value.as_str().map_or(Some("must be a string".into()), check_servers),
         "connectionString" if kind == ConnectorType::Mongodb => match value.as_str() {
+            // config is returned in clear: a password there would be shown to every reader.
+            Some(s) if uri_holds_password(s) => Some(
+                "must not hold a password (config is returned in clear); put it in authConfig.password".into(),
+            ),
             Some(s) if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") => None,
             _ => Some("must be a mongodb:// or mongodb+srv:// URI".into()),
         },
+        "sslmode"
+            if matches!(
+                kind,
+                ConnectorType::Postgresql | ConnectorType::Redshift | ConnectorType::Mysql
+            ) =>
+        {
+            match value.as_str().and_then(SslMode::parse) {
+                Some(_) => None,
+                None => Some(
+                    "must be one of disable, prefer, require, verify-ca, verify-full".into(),
+                ),
+            }
+        }
         "account" | "warehouse" | "database" | "httpPath" | "project" | "dataset" | "bucket" | "region"
         | "container" | "storageAccount" | "streamName" | "apiKey" | "connectionString" => {
             (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
         }
         _ => None,
     }
+}
+
+/// True when a `scheme://user:password@host` URI carries a password in its user info.
+fn uri_holds_password(uri: &str) -> bool {
+    let Some((_, rest)) = uri.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// True when an authConfig holds a non-empty `apiKey`.
@@ -626,6 +654,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn connection_strings_hold_no_password_and_sslmode_is_one_of_five() {
+        let fields = |v: Value| match parse_create(body(v)) {
+            Ok(_) => vec![],
+            Err(e) => e.details.into_iter().map(|d| d.field).collect::<Vec<_>>(),
+        };
+        for uri in [
+            "mongodb://app:s3cret@db.example.com:27017/app",
+            "mongodb+srv://app:s3cret@cluster0.example.net/?authSource=admin",
+            "mongodb://app:@db.example.com",
+        ] {
+            assert_eq!(
+                fields(
+                    json!({"name": "n", "type": "mongodb", "config": {"connectionString": uri}})
+                ),
+                ["config.connectionString"],
+                "{uri}"
+            );
+        }
+        for uri in [
+            "mongodb://app@db.example.com:27017/app",
+            "mongodb://db.example.com/?appName=a:b@c",
+        ] {
+            assert!(
+                fields(
+                    json!({"name": "n", "type": "mongodb", "config": {"connectionString": uri}})
+                )
+                .is_empty(),
+                "{uri}"
+            );
+        }
+        let pg = |mode: Value| {
+            fields(json!({"name": "n", "type": "postgresql",
+                "config": {"host": "db.example.com", "port": 5432, "database": "d", "sslmode": mode}}))
+        };
+        for ok in [
+            "disable",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+            "VERIFY_IDENTITY",
+            "Required",
+        ] {
+            assert!(pg(json!(ok)).is_empty(), "{ok}");
+        }
+        for bad in [json!("allow"), json!("on"), json!(true), json!("")] {
+            assert_eq!(pg(bad.clone()), ["config.sslmode"], "{bad}");
+        }
+        assert_eq!(SslMode::of(&Map::new()), SslMode::Prefer);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod identity;
 mod input;
 mod limits;
 mod listeners;
+mod logins;
 mod logs;
 mod names;
 mod paging;

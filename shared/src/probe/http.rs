@@ -1,7 +1,7 @@
 //! HTTP probes: HEAD (GET when HEAD gets 405), redirects followed by hand, every hop through the guard.
 
 use super::net::{resolve_checked, Pins};
-use super::report::{Failure, ProbeCode, Recorder, StepName};
+use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use super::ssrf::{literal_host, Guard};
 use super::target::HttpAuth;
 use reqwest::{Method, StatusCode};
@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub const MAX_REDIRECTS: usize = 3;
-
-/// What a probe may conclude from 401/403: with credentials sent they failed; without credentials by
-/// design (SaaS reachability checks) the service is reachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unauthorized {
-    IsFailure,
-    IsReachable,
-}
 
 pub struct HttpProbe<'a> {
     pub client: &'a reqwest::Client,
@@ -30,7 +22,6 @@ impl HttpProbe<'_> {
         &self,
         start: Url,
         auth: &HttpAuth,
-        unauthorized: Unauthorized,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
         let origin = start.origin();
@@ -44,9 +35,13 @@ impl HttpProbe<'_> {
                 &HttpAuth::None
             };
             let (status, location) = self.request(&url, auth, rec).await?;
+            rec.reached(Depth::Reachable);
+            let sent_credentials = !matches!(auth, HttpAuth::None);
             if status.is_redirection() {
                 let Some(location) = location else {
-                    return Ok(format!("HTTP {}", status.as_u16()));
+                    let (result, depth) = classify(status, sent_credentials);
+                    rec.reached(depth);
+                    return result;
                 };
                 let next = url.join(&location).map_err(|_| {
                     Failure::new(ProbeCode::HttpError, "the redirect has an invalid Location")
@@ -59,13 +54,31 @@ impl HttpProbe<'_> {
                 }
                 if hop == MAX_REDIRECTS {
                     return Ok(format!(
-                        "reachable; stopped after {MAX_REDIRECTS} redirects"
+                        "reachable; stopped after {MAX_REDIRECTS} redirects{}",
+                        unchecked(sent_credentials)
                     ));
                 }
                 url = next;
                 continue;
             }
-            return classify(status, !matches!(auth, HttpAuth::None), unauthorized);
+            let (result, depth) = classify(status, sent_credentials);
+            rec.reached(depth);
+            if sent_credentials && depth == Depth::Authenticated {
+                rec.record(
+                    StepName::Access,
+                    false,
+                    0,
+                    format!("HTTP {}", status.as_u16()),
+                );
+            } else if sent_credentials {
+                rec.record(
+                    StepName::Auth,
+                    result.is_ok(),
+                    0,
+                    format!("HTTP {}", status.as_u16()),
+                );
+            }
+            return result;
         }
         Ok(format!(
             "reachable; stopped after {MAX_REDIRECTS} redirects"
@@ -178,26 +191,44 @@ impl HttpProbe<'_> {
     }
 }
 
-fn classify(
-    status: StatusCode,
-    sent_credentials: bool,
-    unauthorized: Unauthorized,
-) -> Result<String, Failure> {
+fn unchecked(sent_credentials: bool) -> &'static str {
+    if sent_credentials {
+        ""
+    } else {
+        "; credentials were not checked (no credentials in authConfig)"
+    }
+}
+
+/// What an answer means, and how deep it proves the probe got. Without credentials any answer
+/// shows the service reachable (401/403 included: nothing was checked); with them a 2xx/3xx is
+/// authorized, 401 refused credentials, 403 accepted credentials without access.
+fn classify(status: StatusCode, sent_credentials: bool) -> (Result<String, Failure>, Depth) {
     let code = status.as_u16();
+    let outcome = |r| (r, Depth::Reachable);
     match code {
-        200..=399 => Ok(format!("HTTP {code}")),
-        401 | 403 if !sent_credentials && unauthorized == Unauthorized::IsReachable => Ok(format!(
-            "reachable (HTTP {code} without credentials; credentials are not checked)"
-        )),
-        401 | 403 => Err(Failure::new(
+        200..=399 if sent_credentials => (Ok(format!("HTTP {code}")), Depth::Authorized),
+        200..=399 | 401 | 403 if !sent_credentials => {
+            outcome(Ok(format!("reachable (HTTP {code}){}", unchecked(false))))
+        }
+        401 => outcome(Err(Failure::new(
             ProbeCode::AuthFailed,
-            format!("HTTP {code}: credentials refused"),
-        )),
-        404 => Err(Failure::new(
+            "HTTP 401: credentials refused",
+        ))),
+        403 => (
+            Err(Failure::new(
+                ProbeCode::PermissionDenied,
+                "HTTP 403: credentials accepted, access to this resource refused",
+            )),
+            Depth::Authenticated,
+        ),
+        404 => outcome(Err(Failure::new(
             ProbeCode::NotFound,
             "HTTP 404: the resource does not exist",
-        )),
-        _ => Err(Failure::new(ProbeCode::HttpError, format!("HTTP {code}"))),
+        ))),
+        _ => outcome(Err(Failure::new(
+            ProbeCode::HttpError,
+            format!("HTTP {code}"),
+        ))),
     }
 }
 
@@ -252,32 +283,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_classes() {
-        let c = |s: u16, creds: bool, u: Unauthorized| {
-            classify(StatusCode::from_u16(s).unwrap(), creds, u).map_err(|f| f.code)
+    fn status_classes_and_depth() {
+        let c = |s: u16, creds: bool| {
+            let (r, depth) = classify(StatusCode::from_u16(s).unwrap(), creds);
+            (r.map(|_| ()).map_err(|f| f.code), depth)
         };
-        assert!(c(200, false, Unauthorized::IsFailure).is_ok());
-        assert!(c(301, false, Unauthorized::IsFailure).is_ok());
+        use Depth::*;
+        assert_eq!(c(200, true), (Ok(()), Authorized));
+        assert_eq!(c(301, true), (Ok(()), Authorized));
+        assert_eq!(c(200, false), (Ok(()), Reachable));
+        assert_eq!(c(401, false), (Ok(()), Reachable));
+        assert_eq!(c(403, false), (Ok(()), Reachable));
+        assert_eq!(c(401, true), (Err(ProbeCode::AuthFailed), Reachable));
         assert_eq!(
-            c(401, false, Unauthorized::IsFailure),
-            Err(ProbeCode::AuthFailed)
+            c(403, true),
+            (Err(ProbeCode::PermissionDenied), Authenticated)
         );
-        assert_eq!(
-            c(403, true, Unauthorized::IsReachable),
-            Err(ProbeCode::AuthFailed)
-        );
-        assert!(c(403, false, Unauthorized::IsReachable).is_ok());
-        assert_eq!(
-            c(404, false, Unauthorized::IsReachable),
-            Err(ProbeCode::NotFound)
-        );
-        assert_eq!(
-            c(500, false, Unauthorized::IsFailure),
-            Err(ProbeCode::HttpError)
-        );
-        assert_eq!(
-            c(418, false, Unauthorized::IsFailure),
-            Err(ProbeCode::HttpError)
-        );
+        assert_eq!(c(404, false), (Err(ProbeCode::NotFound), Reachable));
+        assert_eq!(c(500, true), (Err(ProbeCode::HttpError), Reachable));
+        assert_eq!(c(418, false), (Err(ProbeCode::HttpError), Reachable));
     }
 }

@@ -12,6 +12,8 @@ pub mod srv;
 pub mod ssrf;
 pub mod target;
 pub mod tcp;
+pub mod tls;
+pub mod wire;
 
 use crate::model::ConnectorType;
 use aws_config::SdkConfig;
@@ -19,7 +21,7 @@ use report::{Diagnostics, Failure, ProbeCode, Recorder, StepName};
 use serde_json::{Map, Value};
 use ssrf::Guard;
 use std::time::Duration;
-use target::{HttpAuth, Target};
+use target::Target;
 
 /// Probe limits and the guard, read once at init.
 #[derive(Debug, Clone)]
@@ -61,6 +63,13 @@ impl ProbeSettings {
             dns_server,
         })
     }
+}
+
+/// A non-empty string field of a JSON object.
+fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Runs probes; built once at init (one HTTP client, one SDK config).
@@ -117,7 +126,7 @@ impl Prober {
         let budget = self.settings.total_timeout;
         let result = match tokio::time::timeout(
             budget,
-            self.run(kind, &target, auth_method, secret, &mut rec),
+            self.run(&target, config, auth_method, secret, &mut rec),
         )
         .await
         {
@@ -130,7 +139,25 @@ impl Prober {
         rec.finish(result)
     }
 
-    /// Resolves through the guard, connects to a checked address, and proves the protocol.
+    /// Resolves through the guard and connects to a checked address: the only way a probe gets a
+    /// socket, so credentials go only where the guard looked.
+    async fn guarded_connect(
+        &self,
+        host: &str,
+        port: u16,
+        rec: &mut Recorder,
+    ) -> Result<tokio::net::TcpStream, Failure> {
+        let limit = self.settings.connect_timeout;
+        let addrs = rec
+            .step(
+                StepName::Dns,
+                net::resolve_checked(&self.settings.guard, host, port, limit),
+            )
+            .await?;
+        rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await
+    }
+
+    /// Connects through the guard and proves the protocol (no login).
     async fn tcp_service(
         &self,
         host: &str,
@@ -139,30 +166,42 @@ impl Prober {
         rec: &mut Recorder,
     ) -> Result<(), Failure> {
         let limit = self.settings.connect_timeout;
-        let addrs = rec
-            .step(
-                StepName::Dns,
-                net::resolve_checked(&self.settings.guard, host, port, limit),
-            )
-            .await?;
-        let mut stream = rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await?;
+        let mut stream = self.guarded_connect(host, port, rec).await?;
         rec.step(
             StepName::Protocol,
             tcp::handshake(&mut stream, protocol, limit),
         )
-        .await
+        .await?;
+        rec.reached(report::Depth::Reachable);
+        Ok(())
     }
 
     async fn run(
         &self,
-        kind: ConnectorType,
         target: &Target,
+        config: &Map<String, Value>,
         auth_method: &str,
         secret: Option<&Map<String, Value>>,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
         let limit = self.settings.connect_timeout;
+        let user = secret.and_then(|s| text(s, "username"));
         match target {
+            Target::Tcp {
+                endpoints,
+                protocol: target::Protocol::Postgres,
+            } if user.is_some() && endpoints.len() == 1 => {
+                let (host, port) = &endpoints[0];
+                let stream = self.guarded_connect(host, *port, rec).await?;
+                let login = wire::postgres::Login {
+                    host,
+                    user: user.unwrap_or_default(),
+                    password: secret.and_then(|s| text(s, "password")),
+                    database: text(config, "database").unwrap_or("postgres"),
+                    sslmode: crate::model::SslMode::of(config),
+                };
+                wire::postgres::login(stream, &login, limit, rec).await
+            }
             Target::Tcp {
                 endpoints,
                 protocol,
@@ -172,7 +211,11 @@ impl Prober {
                 }
                 let names: Vec<String> =
                     endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-                Ok(format!("{} answered", names.join(", ")))
+                let checked = match user {
+                    None => "credentials were not checked (no username in authConfig)",
+                    Some(_) => "credentials were not checked (logging in to this service is not supported yet)",
+                };
+                Ok(format!("{} answered; {checked}", names.join(", ")))
             }
             Target::MongoSrv { host } => {
                 let (host, port) = rec
@@ -183,22 +226,14 @@ impl Prober {
                 Ok(format!("{host}:{port} answered"))
             }
             Target::Http { url, auth } => {
-                // Generic endpoints are called with their credentials; SaaS checks are reachability
-                // checks without credentials unless an API key was given.
-                let unauthorized = match kind {
-                    ConnectorType::RestApi | ConnectorType::Webhook => {
-                        http::Unauthorized::IsFailure
-                    }
-                    _ if *auth != HttpAuth::None => http::Unauthorized::IsFailure,
-                    _ => http::Unauthorized::IsReachable,
-                };
+                // With credentials a 2xx/3xx is authorized; without, any answer is reachable only.
                 let probe = http::HttpProbe {
                     client: &self.http,
                     pins: &self.pins,
                     guard: &self.settings.guard,
                     connect_timeout: limit,
                 };
-                probe.run(url.clone(), auth, unauthorized, rec).await
+                probe.run(url.clone(), auth, rec).await
             }
             Target::S3 { bucket, region } => {
                 let creds = cloud::credentials(auth_method, secret)?;
@@ -207,6 +242,7 @@ impl Prober {
                     cloud::head_bucket(&self.aws, region, creds, bucket),
                 )
                 .await?;
+                rec.reached(report::Depth::Authorized);
                 Ok(format!("bucket {bucket} is reachable"))
             }
             Target::Kinesis { stream, region } => {
@@ -216,6 +252,7 @@ impl Prober {
                     cloud::describe_stream(&self.aws, region, creds, stream),
                 )
                 .await?;
+                rec.reached(report::Depth::Authorized);
                 Ok(format!("stream {stream} is reachable"))
             }
         }

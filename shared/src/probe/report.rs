@@ -1,4 +1,4 @@
-//! What a probe reports: a code, a message, and timed steps.
+//! What a probe reports: a code, a message, how deep it got, and timed steps.
 
 use serde::Serialize;
 use std::time::Instant;
@@ -16,8 +16,54 @@ pub enum ProbeCode {
     TlsFailed,
     ProtocolMismatch,
     HttpError,
+    /// The service refused these credentials.
     AuthFailed,
+    /// Logged in, but the named database / path / topic / resource was refused.
+    PermissionDenied,
+    /// The service asks for a mechanism we do not speak, or for a cleartext password on an
+    /// unencrypted connection (the message says which).
+    AuthUnsupported,
+    /// The SSH server's host key is not the pinned one (no credentials were sent).
+    HostKeyMismatch,
     NotFound,
+}
+
+/// How far a probe got, deepest first to last: the service answered its protocol; it accepted
+/// these credentials; the named database / path / topic is usable with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Depth {
+    Reachable,
+    Authenticated,
+    Authorized,
+}
+
+/// Why a handshake failed, as `diagnostics.tls.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsReason {
+    Expired,
+    NotYetValid,
+    HostnameMismatch,
+    UnknownIssuer,
+    SelfSigned,
+    Handshake,
+}
+
+/// `diagnostics.tls`: what was negotiated, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<TlsReason>,
+}
+
+/// What the service says it is, where its protocol tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerInfo {
+    pub product: String,
+    pub version: String,
 }
 
 impl ProbeCode {
@@ -38,6 +84,8 @@ pub enum StepName {
     Http,
     Bucket,
     Auth,
+    /// Using the named database / path / topic / resource.
+    Access,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,8 +102,16 @@ pub struct Step {
 pub struct Diagnostics {
     pub code: ProbeCode,
     pub message: String,
+    /// The deepest level reached, on success or failure; absent when not even reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<Depth>,
     pub latency_ms: u64,
     pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
 }
 
 /// A failure that ends a probe.
@@ -79,6 +135,10 @@ impl Failure {
 pub struct Recorder {
     started: Instant,
     pub steps: Vec<Step>,
+    depth: Option<Depth>,
+    warnings: Vec<String>,
+    server: Option<ServerInfo>,
+    tls: Option<TlsReport>,
 }
 
 impl Default for Recorder {
@@ -86,11 +146,39 @@ impl Default for Recorder {
         Self {
             started: Instant::now(),
             steps: Vec::new(),
+            depth: None,
+            warnings: Vec::new(),
+            server: None,
+            tls: None,
         }
     }
 }
 
 impl Recorder {
+    /// Notes that the probe got at least this deep.
+    pub fn reached(&mut self, depth: Depth) {
+        self.depth = self.depth.max(Some(depth));
+    }
+
+    pub fn depth(&self) -> Option<Depth> {
+        self.depth
+    }
+
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
+    }
+
+    pub fn tls(&mut self, report: TlsReport) {
+        self.tls = Some(report);
+    }
+
+    pub fn server(&mut self, product: &str, version: &str) {
+        self.server = Some(ServerInfo {
+            product: product.to_string(),
+            version: version.to_string(),
+        });
+    }
+
     /// Runs one step, timing it and recording its outcome.
     pub async fn step<T>(
         &mut self,
@@ -141,8 +229,12 @@ impl Recorder {
         Diagnostics {
             code,
             message,
+            depth: self.depth,
             latency_ms,
             steps: self.steps,
+            warnings: self.warnings,
+            server: self.server,
+            tls: self.tls,
         }
     }
 }
