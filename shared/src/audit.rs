@@ -37,6 +37,11 @@ impl AuditEvent {
         self.subject = Some(who.subject.clone());
     }
 
+    /// Names the action once the request shows which it is (a test that turns out a dry run).
+    pub fn action(&mut self, action: &'static str) {
+        self.action = action;
+    }
+
     pub fn connector(&mut self, id: &str) {
         self.connector = Some(id.to_string());
     }

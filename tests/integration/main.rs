@@ -4,6 +4,7 @@
 mod authorizer;
 mod concurrency;
 mod crud;
+mod dry_run;
 mod events;
 mod faults;
 mod hostile;

@@ -133,13 +133,30 @@ async fn http_status_classes() {
         ("/chain", "ok"),
         ("/nohead", "ok"),
         ("/loop", "ok"),
-        ("/auth", "auth_failed"),
-        ("/forbidden", "auth_failed"),
+        // Without credentials any answer shows the service reachable; nothing was checked.
+        ("/auth", "ok"),
+        ("/forbidden", "ok"),
         ("/missing", "not_found"),
         ("/boom", "http_error"),
     ] {
         let (code, body) = test_code(&t, rest(&format!("{base}{path}"))).await;
         assert_eq!(code, expected, "{path}: {body}");
+        assert_eq!(body["diagnostics"]["depth"], "reachable", "{path}: {body}");
+    }
+    // With credentials: 2xx authorized, 401 refused (reachable), 403 accepted without access.
+    for (path, expected, depth) in [
+        ("/ok", "ok", "authorized"),
+        ("/auth", "auth_failed", "reachable"),
+        ("/forbidden", "permission_denied", "authenticated"),
+    ] {
+        let mut body = rest(&format!("{base}{path}"));
+        body["authConfig"] = json!({"token": "depth-token"});
+        let (code, body) = test_code(&t, body).await;
+        assert_eq!(
+            (code.as_str(), body["diagnostics"]["depth"].as_str()),
+            (expected, Some(depth)),
+            "{path}: {body}"
+        );
     }
     let (_, body) = test_code(&t, rest(&format!("{base}/chain"))).await;
     let http_steps = steps(&body).iter().filter(|(n, _)| n == "http").count();

@@ -14,13 +14,19 @@ use shared::limits::breaker::BreakerPolicy;
 use shared::store::DynamoStore;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The invocation's time in these tests: Lambda's deadline this far ahead of each request.
+/// The invocation's time during the stall: Lambda's deadline this far ahead of each request.
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(4);
+/// After the stall: the template's timeout (the emulator may be busy with the other tests).
+const CRUD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The request as Lambda delivers it, with its deadline `FUNCTION_TIMEOUT` from now.
 fn with_deadline(call: Call) -> lambda_http::Request {
+    due_in(call, FUNCTION_TIMEOUT)
+}
+
+fn due_in(call: Call, timeout: Duration) -> lambda_http::Request {
     let mut ctx = Context::default();
-    let deadline = SystemTime::now() + FUNCTION_TIMEOUT;
+    let deadline = SystemTime::now() + timeout;
     ctx.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     request(call).with_lambda_context(ctx)
 }
@@ -34,11 +40,12 @@ async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds(
     let doomed = t.create_id(postgres("doomed")).await;
 
     let p = proxy("-", Fault::None).await;
-    // The functions' own timeouts, for a function of FUNCTION_TIMEOUT.
+    // The functions' own SDK timeouts (for the template's 10 s); each request's own deadline is
+    // what must answer a stall in time.
     let sdk = sdk_through(
         &p,
         Some(shared::config::aws_timeouts(
-            FUNCTION_TIMEOUT - shared::deadline::MARGIN,
+            CRUD_TIMEOUT - shared::deadline::MARGIN,
         )),
     )
     .await;
@@ -141,25 +148,25 @@ async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds(
         "the stalled create and delete wrote nothing"
     );
     let (l, c, u, d, x) = calls("after");
-    let r = Reply::from(list::handle(&store, v, with_deadline(l)).await);
+    let r = Reply::from(list::handle(&store, v, due_in(l, CRUD_TIMEOUT)).await);
     assert_eq!(
         (r.status, r.body["total"].as_u64()),
         (200, Some(2)),
         "{}",
         r.raw
     );
-    let r = Reply::from(create::handle(&store, &sealer, v, with_deadline(c)).await);
+    let r = Reply::from(create::handle(&store, &sealer, v, due_in(c, CRUD_TIMEOUT)).await);
     assert_eq!(r.status, 201, "{}", r.raw);
-    let r = Reply::from(update::handle(&store, &sealer, v, with_deadline(u)).await);
+    let r = Reply::from(update::handle(&store, &sealer, v, due_in(u, CRUD_TIMEOUT)).await);
     assert_eq!(
         (r.status, r.body["version"].as_u64()),
         (200, Some(2)),
         "{}",
         r.raw
     );
-    let r = Reply::from(delete::handle(&store, v, with_deadline(d)).await);
+    let r = Reply::from(delete::handle(&store, v, due_in(d, CRUD_TIMEOUT)).await);
     assert_eq!(r.status, 204, "{}", r.raw);
-    let r = Reply::from(tester.handle(with_deadline(x)).await);
+    let r = Reply::from(tester.handle(due_in(x, CRUD_TIMEOUT)).await);
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(assert_consistent(&t.id).await, 2);
 }

@@ -3,6 +3,7 @@
 pub mod authorizer;
 pub mod create;
 pub mod delete;
+pub mod dry_run;
 pub mod list;
 pub mod sweep;
 pub mod test;

@@ -93,6 +93,16 @@ pub struct Tested {
     pub recorded: bool,
 }
 
+/// authConfig as an answer shows it: masked leaf by leaf straight from the secret, so no unmasked
+/// copy is made.
+pub(super) fn masked(secret: Option<&PlainSecret>) -> Value {
+    Value::Object(
+        secret
+            .map(|s| s.0.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
+            .unwrap_or_default(),
+    )
+}
+
 fn now_ms(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -183,7 +193,12 @@ where
         now: SystemTime,
         audit: &mut AuditEvent,
     ) -> Result<Response<Body>, ApiError> {
-        let id = requested_id(json_object(req)?.remove("id"))?;
+        let mut body = json_object(req)?;
+        if super::dry_run::is_dry_run(&body) {
+            audit.action("test_dry_run");
+            return self.dry_run(tenant, body, audit).await;
+        }
+        let id = requested_id(body.remove("id"))?;
         audit.connector(&id);
         let current = self
             .store
@@ -193,14 +208,7 @@ where
         let current = self.admit(current, now).await?;
         // The answer shows authConfig masked, so it is decrypted even when the probe needs none.
         let tested = self.test(current, true).await?;
-        // Masked leaf by leaf straight from the secret: no unmasked copy is made.
-        let masked = Value::Object(
-            tested
-                .secret
-                .as_ref()
-                .map(|s| s.0.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
-                .unwrap_or_default(),
-        );
+        let masked = masked(tested.secret.as_ref());
         let breaker = tested.connector.breaker.unwrap_or_default();
         let body = TestBody {
             connector: tested.connector.view(),

@@ -156,7 +156,7 @@ async fn apply<E: SecretSealer>(
 }
 
 /// Values sent back in their masked form keep the stored secret (decrypted only when needed).
-async fn unmask<E: SecretSealer>(
+pub(super) async fn unmask<E: SecretSealer>(
     sealer: &E,
     ctx: SecretContext<'_>,
     current: &Connector,

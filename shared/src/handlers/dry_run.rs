@@ -1,0 +1,172 @@
+//! POST /api/v1/connectors/test with a connector body instead of (or beside) an id: test before
+//! saving. The body is validated as create (or, with `id`, merged into the stored connector as
+//! update would merge it, masked values restoring the stored secrets) and probed; nothing is
+//! stored but the rate-limit count — no connector, name, count, status or breaker state, and the
+//! breaker is neither consulted nor moved (the user is testing a change on purpose).
+
+use super::test::{masked, Tester};
+use super::update::unmask;
+use crate::audit::AuditEvent;
+use crate::envelope::{SecretContext, SecretSealer};
+use crate::error::ApiError;
+use crate::http::json;
+use crate::model::{ConnectorType, PlainSecret};
+use crate::probe::report::Diagnostics;
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket};
+use crate::validate::{check_config, has_api_key, parse_create, parse_update, Change};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The fields that make a body with an `id` a proposed change rather than a test of the stored one.
+const CHANGES: [&str; 4] = ["type", "config", "authMethod", "authConfig"];
+
+/// A body without `id` but with `type`, or with `id` and any of the changes, is a dry run.
+pub fn is_dry_run(body: &Map<String, Value>) -> bool {
+    match body.get("id") {
+        None | Some(Value::Null) => body.contains_key("type"),
+        Some(_) => CHANGES.iter().any(|f| body.contains_key(*f)),
+    }
+}
+
+/// What is probed: the proposal, validated (and merged) like a write would be.
+struct Proposal {
+    id: Option<String>,
+    kind: ConnectorType,
+    config: Map<String, Value>,
+    auth_method: String,
+    secret: Option<PlainSecret>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DryRunBody<'a> {
+    dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: ConnectorType,
+    diagnostics: &'a Diagnostics,
+    auth_config: Value,
+}
+
+impl<S, E> Tester<S, E>
+where
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
+    E: SecretSealer,
+{
+    pub(super) async fn dry_run(
+        &self,
+        tenant: &str,
+        body: Map<String, Value>,
+        audit: &mut AuditEvent,
+    ) -> Result<Response<Body>, ApiError> {
+        let proposal = match body.get("id") {
+            None | Some(Value::Null) => new_connector(body)?,
+            Some(_) => self.merged(tenant, body, audit).await?,
+        };
+        let diagnostics = self
+            .prober
+            .probe(
+                proposal.kind,
+                &proposal.config,
+                &proposal.auth_method,
+                proposal.secret.as_ref().map(|s| &s.0),
+            )
+            .await;
+        tracing::info!(tenant = %tenant, connector = proposal.id.as_deref().unwrap_or("-"), code = ?diagnostics.code, "dry run tested");
+        Ok(json(
+            200,
+            &DryRunBody {
+                dry_run: true,
+                id: proposal.id.as_deref(),
+                kind: proposal.kind,
+                diagnostics: &diagnostics,
+                auth_config: masked(proposal.secret.as_ref()),
+            },
+        ))
+    }
+
+    /// The stored connector with the proposed change applied, as update would apply it.
+    async fn merged(
+        &self,
+        tenant: &str,
+        body: Map<String, Value>,
+        audit: &mut AuditEvent,
+    ) -> Result<Proposal, ApiError> {
+        let patch = parse_update(body)?;
+        audit.connector(&patch.id);
+        let current = self
+            .store
+            .get(tenant, &patch.id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let kind = patch.kind.unwrap_or(current.kind);
+        let config = match &patch.config {
+            Change::Keep => current.config.clone(),
+            Change::Clear => Map::new(),
+            Change::Set(c) => c.clone(),
+        };
+        let ctx = SecretContext {
+            tenant_id: &current.tenant_id,
+            connector_id: &current.id,
+        };
+        let secret = match (&patch.auth_config, &current.auth_config) {
+            (Change::Clear, _) | (Change::Keep, None) => None,
+            (Change::Keep, Some(sealed)) => Some(self.sealer.open(ctx, sealed).await?),
+            (Change::Set(incoming), _) => {
+                Some(unmask(&self.sealer, ctx, &current, incoming).await?)
+            }
+        }
+        .filter(|s| !s.0.is_empty());
+        let problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        Ok(Proposal {
+            id: Some(current.id.clone()),
+            kind,
+            config,
+            auth_method: patch.auth_method.unwrap_or(current.auth_method),
+            secret,
+        })
+    }
+}
+
+/// A connector body validated exactly as create validates it; only `name` may be left out.
+fn new_connector(mut body: Map<String, Value>) -> Result<Proposal, ApiError> {
+    body.entry("name")
+        .or_insert_with(|| Value::String("dry run".into()));
+    let new = parse_create(body)?;
+    Ok(Proposal {
+        id: None,
+        kind: new.kind,
+        config: new.config,
+        auth_method: new.auth_method,
+        secret: new.auth_config.filter(|s| !s.0.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn which_bodies_are_dry_runs() {
+        let dry = |v: Value| is_dry_run(v.as_object().unwrap());
+        assert!(dry(json!({"type": "postgresql", "config": {}})));
+        assert!(dry(json!({"id": null, "type": "mysql"})));
+        assert!(dry(
+            json!({"id": "conn_x", "authConfig": {"password": "p"}})
+        ));
+        assert!(dry(json!({"id": "conn_x", "config": {"port": 1}})));
+        assert!(!dry(json!({"id": "conn_x"})));
+        assert!(
+            !dry(json!({"id": "conn_x", "name": "n"})),
+            "a name is no probe input"
+        );
+        assert!(!dry(json!({})), "neither id nor type: missing_id");
+        assert!(!dry(json!({"config": {}})));
+    }
+}
