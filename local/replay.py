@@ -96,6 +96,7 @@ def replay(port: int, env: dict) -> int:
         ("update.json", "update", 404),
         ("delete.json", "delete", 404),
         ("test.json", "test", 404),
+        ("test-dry-run.json", "test", 200),
     ]:
         expect(f"{file} → {function}", invoke(port, function, load(file), env)["statusCode"], status)
 

@@ -53,7 +53,10 @@ async fn a_body_is_probed_and_nothing_is_stored_but_the_rate_count() {
     assert_eq!(r.body["type"], "postgresql");
     assert!(r.body.get("id").is_none());
     assert_eq!(r.body["diagnostics"]["code"], "auth_failed", "{}", r.raw);
-    assert_eq!(r.body["authConfig"]["password"], "wr***rd", "masked as the spec masks");
+    assert_eq!(
+        r.body["authConfig"]["password"], "wr***rd",
+        "masked as the spec masks"
+    );
     assert!(!r.raw.contains("wrong-dry-password"));
 
     let r = dry(&tester, &t, pg("appdb", &right())).await;

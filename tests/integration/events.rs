@@ -55,6 +55,20 @@ async fn every_sample_event_gets_its_expected_status() {
         404
     );
 
+    // The dry run of a body: probed (db.example.com does not resolve here), nothing stored.
+    let dry = st.tester.handle(request("test-dry-run.json")).await;
+    assert_eq!(dry.status(), 200);
+    let dry: serde_json::Value = match dry.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    assert_eq!(
+        (dry["dryRun"].as_bool(), dry["type"].as_str()),
+        (Some(true), Some("postgresql")),
+        "{dry}"
+    );
+    assert_eq!(dry["authConfig"]["password"], "a-***rd");
+
     // Clean up so the fixed tenant of the samples starts empty on a reused emulator.
     let mut cleanup = request("delete.json");
     *cleanup.uri_mut() = format!("/api/v1/connectors?id={id}").parse().unwrap();

@@ -189,7 +189,13 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
         status
     };
 
-    let pg = json!({"name": "pg", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
+    // The real PostgreSQL of `make integration`: the test logs in (SCRAM with a wrong password).
+    let pg_port: u16 = std::env::var("PG_TEST_PORT")
+        .expect("make integration starts PostgreSQL")
+        .parse()
+        .unwrap();
+    let plain_port = pg_port + 1;
+    let pg = json!({"name": "pg", "type": "postgresql", "config": {"host": "127.0.0.1", "port": pg_port, "database": "appdb"},
                     "authMethod": "password", "authConfig": {"username": "app", "password": pg_pass}});
     let (created, h) = l
         .send(post(pg.clone()).header("Idempotency-Key", "leak-1"))
@@ -280,6 +286,19 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
             .bearer(&t.token)
             .json(json!({"id": id}));
         assert_eq!(run(l.send(test).await), 200);
+    }
+    // Dry runs that send a password in clear (over TLS) and as MD5 (TLS disabled), and one refused
+    // before sending it (cleartext asked on a connection without TLS).
+    for (user, port, sslmode) in [
+        ("clearuser", pg_port, "require"),
+        ("md5user", plain_port, "disable"),
+        ("clearuser", plain_port, "prefer"),
+    ] {
+        let dry = Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(json!({"type": "postgresql", "config": {"host": "127.0.0.1", "port": port, "database": "appdb", "sslmode": sslmode},
+                         "authConfig": {"username": user, "password": pg_pass}}));
+        assert_eq!(run(l.send(dry).await), 200);
     }
     // Masked values sent back, a new secret, and an invalid update carrying a secret.
     let (shown, _) = l
