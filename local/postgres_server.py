@@ -9,15 +9,14 @@ What it sets up, so every login path has a row to test:
   users     app (SCRAM-SHA-256), md5user (MD5), clearuser (cleartext `password` method),
             trustuser (trust), nogrant (SCRAM; no CONNECT on lockeddb)
   databases appdb (owned by app), lockeddb (CONNECT revoked from PUBLIC, granted to app)
-  TLS       a server certificate for the name `localhost` only (no IP address), signed by a CA of
-            its own: `ca.pem` is for PROBE_EXTRA_CA_FILE; 127.0.0.1 under verify-full is a
-            hostname mismatch.
+  TLS       the tests' PKI (test_pki.py, in DIR/pki): the server certificate names `localhost` only
+            (no IP address), signed by the test CA (`pki/ca.pem`, for PROBE_EXTRA_CA_FILE), so
+            127.0.0.1 under verify-full is a hostname mismatch.
 
 Usage: postgres_server.py start DIR PORT    (TLS on PORT, none on PORT+1; prints PG_TEST_* KEY=VALUE lines)
        postgres_server.py stop DIR
 """
 
-import datetime
 import os
 import pwd
 import shutil
@@ -25,6 +24,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_pki  # noqa: E402
 
 PASSWORD = "probe-pass-1"  # the password of every password user (test data)
 RUN_AS = "pgprobe"
@@ -66,50 +68,6 @@ def ensure_user(data: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def certificates(out: Path) -> None:
-    """A CA and a server certificate for `localhost` (DNS name only), valid for a year."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connectors-api test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (out / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (out / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (out / "server.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-    )
-    os.chmod(out / "server.key", 0o600)
-
-
 HBA = """\
 # TYPE     DATABASE USER      ADDRESS       METHOD
 local      all      all                     trust
@@ -134,13 +92,14 @@ GRANT CONNECT ON DATABASE lockeddb TO app;
 """
 
 
-def cluster(base: Path, port: int, tls: bool) -> None:
-    """initdb, configure, start and fill one cluster under `base`."""
+def cluster(base: Path, port: int, pki: Path | None) -> None:
+    """initdb, configure, start and fill one cluster under `base` (with TLS from `pki`)."""
     bin_dir = install_dir() / "bin"
     data = base / "data"
     base.mkdir(parents=True)
-    if tls:
-        certificates(base)
+    if pki:
+        shutil.copy(pki / "localhost.crt", base / "server.crt")
+        shutil.copy(pki / "localhost.key", base / "server.key")
     ensure_user(data)
     drop = as_server_user()
     subprocess.run(
@@ -154,7 +113,7 @@ def cluster(base: Path, port: int, tls: bool) -> None:
             "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 50\n"
         )
         conf.write(
-            f"ssl = on\nssl_cert_file = '{base}/server.crt'\nssl_key_file = '{base}/server.key'\n" if tls else "ssl = off\n"
+            f"ssl = on\nssl_cert_file = '{base}/server.crt'\nssl_key_file = '{base}/server.key'\n" if pki else "ssl = off\n"
         )
     ensure_user(data)
     subprocess.run(
@@ -173,12 +132,15 @@ def start(base: Path, port: int) -> None:
     if base.exists():
         stop(base)
         shutil.rmtree(base)
-    cluster(base / "tls", port, tls=True)
-    cluster(base / "plain", port + 1, tls=False)
+    pki = base / "pki"
+    test_pki.write(pki)
+    cluster(base / "tls", port, pki)
+    cluster(base / "plain", port + 1, None)
     print(f"PG_TEST_PORT={port}")
     print(f"PG_TEST_PLAIN_PORT={port + 1}")
     print(f"PG_TEST_PASSWORD={PASSWORD}")
-    print(f"PG_TEST_CA_FILE={base / 'tls' / 'ca.pem'}")
+    print(f"TEST_PKI_DIR={pki}")
+    print(f"PG_TEST_CA_FILE={pki / 'ca.pem'}")
 
 
 def stop(base: Path) -> None:

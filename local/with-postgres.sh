@@ -11,5 +11,6 @@ trap '"$root/.venv/bin/python" "$root/local/postgres_server.py" stop "$dir"' EXI
 while IFS='=' read -r key value; do
   export "$key=$value"
 done <<<"$settings"
+# The tests' PKI (local/test_pki.py): its CA is trusted by the probes.
 export PROBE_EXTRA_CA_FILE="$PG_TEST_CA_FILE"
 "$@"

@@ -175,3 +175,50 @@ fn srv_reply(query: &[u8], target: &str, port: u16) -> Option<Vec<u8>> {
     }
     Some(reply)
 }
+
+/// The tests' PKI (local/test_pki.py, written by `make integration` into TEST_PKI_DIR).
+pub fn pki(file: &str) -> std::path::PathBuf {
+    let dir = std::env::var("TEST_PKI_DIR")
+        .expect("TEST_PKI_DIR is not set: run the integration tests with `make integration`");
+    std::path::Path::new(&dir).join(file)
+}
+
+/// A TLS server on 127.0.0.1 presenting `<stem>.crt` from the tests' PKI; after the handshake it
+/// answers any HTTP request with 200 and closes.
+pub async fn tls_http(stem: &str) -> SocketAddr {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(pki(&format!("{stem}.crt")))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki(&format!("{stem}.key"))).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A refused handshake ends here: the client saw what it needed.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}

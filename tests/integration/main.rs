@@ -21,3 +21,4 @@ mod secrets;
 mod stall;
 mod support;
 mod sweep;
+mod tls;

@@ -1,9 +1,10 @@
 //! HTTP probes: HEAD (GET when HEAD gets 405), redirects followed by hand, every hop through the guard.
 
 use super::net::{resolve_checked, Pins};
-use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
+use super::report::{Depth, Failure, ProbeCode, Recorder, StepName, TlsReason};
 use super::ssrf::{literal_host, Guard};
 use super::target::HttpAuth;
+use super::tls;
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
 use url::Url;
@@ -129,12 +130,12 @@ impl HttpProbe<'_> {
     ) -> Result<(StatusCode, Option<String>), Failure> {
         let started = Instant::now();
         let mut result = self.send(Method::HEAD, url, auth).await;
-        if matches!(result, Ok((StatusCode::METHOD_NOT_ALLOWED, _))) {
+        if matches!(result, Ok((StatusCode::METHOD_NOT_ALLOWED, _, _))) {
             result = self.send(Method::GET, url, auth).await;
         }
         let ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok((status, location)) => {
+            Ok((status, location, certificate)) => {
                 let detail = match &location {
                     Some(loc) if status.is_redirection() => {
                         format!("HTTP {} redirect to {loc}", status.as_u16())
@@ -154,11 +155,15 @@ impl HttpProbe<'_> {
                         0,
                         "TLS handshake and certificate verified (timed with the request)",
                     );
+                    let report = tls::report_of(certificate.as_deref(), None, None);
+                    let warning = tls::expiry_warning(&report);
+                    rec.tls(report, warning);
                 }
                 Ok((status, location))
             }
-            Err(f) => {
+            Err((f, reason)) => {
                 let step = if f.code == ProbeCode::TlsFailed {
+                    rec.tls(tls::report_of(None, None, reason), None);
                     StepName::Tls
                 } else {
                     StepName::Http
@@ -174,20 +179,28 @@ impl HttpProbe<'_> {
         method: Method,
         url: &Url,
         auth: &HttpAuth,
-    ) -> Result<(StatusCode, Option<String>), Failure> {
+    ) -> Result<(StatusCode, Option<String>, Option<Vec<u8>>), (Failure, Option<TlsReason>)> {
         let mut req = self.client.request(method, url.clone());
         req = match auth {
             HttpAuth::None => req,
             HttpAuth::Bearer(token) => req.bearer_auth(token),
             HttpAuth::Basic { username, password } => req.basic_auth(username, Some(password)),
         };
-        let resp = req.send().await.map_err(|e| transport_failure(&e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| (transport_failure(&e), tls_reason(&e)))?;
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        Ok((resp.status(), location))
+        let certificate = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .map(<[u8]>::to_vec);
+        Ok((resp.status(), location, certificate))
     }
 }
 
@@ -230,6 +243,25 @@ fn classify(status: StatusCode, sent_credentials: bool) -> (Result<String, Failu
             format!("HTTP {code}"),
         ))),
     }
+}
+
+/// The certificate reason behind a failed request, when rustls gave one. hyper wraps it in
+/// io::Errors (two deep) whose `source()` skips it, so each is opened with `get_ref`.
+fn tls_reason(e: &reqwest::Error) -> Option<TlsReason> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            return Some(tls::reason_of(r));
+        }
+        source = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static))
+                .or_else(|| s.source()),
+            None => s.source(),
+        };
+    }
+    None
 }
 
 /// Maps a client error without its text (which may hold the URL, and so a token in a query string).

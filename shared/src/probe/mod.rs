@@ -85,7 +85,8 @@ impl Prober {
     pub fn new(settings: ProbeSettings, aws: &SdkConfig) -> Result<Self, String> {
         let pins = net::Pins::default();
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::public_web_config())
+            .tls_backend_preconfigured(tls::http_config()?)
+            .tls_info(true)
             .dns_resolver(pins.clone())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)

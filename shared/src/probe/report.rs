@@ -50,11 +50,22 @@ pub enum TlsReason {
     Handshake,
 }
 
-/// `diagnostics.tls`: what was negotiated, or why it failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `diagnostics.tls`: what was negotiated and the server's certificate, or why it failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// Whole days from now to notAfter (negative once expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<TlsReason>,
 }
@@ -168,7 +179,11 @@ impl Recorder {
         self.warnings.push(warning.into());
     }
 
-    pub fn tls(&mut self, report: TlsReport) {
+    /// The TLS report; `warning` (an expiring certificate) goes with it.
+    pub fn tls(&mut self, report: TlsReport, warning: Option<String>) {
+        if let Some(w) = warning {
+            self.warnings.push(w);
+        }
         self.tls = Some(report);
     }
 

@@ -3,6 +3,8 @@
 //!
 //! Trust: the Mozilla roots compiled into `webpki-roots`, plus `PROBE_EXTRA_CA_FILE` (PEM; private
 //! CAs, and the tests' own CA). Built on first use, not at init: most probes never need it.
+//! Every handshake reports the server's certificate (subject, issuer, expiry; `certificate_report`),
+//! also when it fails, and a certificate expiring within `PROBE_CERT_WARN_DAYS` (14) is a warning.
 //! Verification follows libpq's `sslmode`: `Encrypt` (prefer, require) checks nothing,
 //! `Chain` (verify-ca) the chain only, `Full` (verify-full) the chain and the host name.
 
@@ -13,7 +15,7 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -60,47 +62,63 @@ fn roots() -> Result<Arc<RootCertStore>, String> {
         .clone()
 }
 
-fn config(verify: Verify) -> Result<Arc<ClientConfig>, String> {
-    static CONFIGS: OnceLock<[Result<Arc<ClientConfig>, String>; 3]> = OnceLock::new();
-    let all = CONFIGS.get_or_init(|| {
-        [Verify::Encrypt, Verify::Chain, Verify::Full].map(|v| build(v).map(Arc::new))
-    });
-    let i = match verify {
-        Verify::Encrypt => 0,
-        Verify::Chain => 1,
-        Verify::Full => 2,
-    };
-    all[i].clone()
+/// The HTTP probes' configuration (reqwest): the same roots, verified in full, HTTP/1.1 only.
+pub fn http_config() -> Result<ClientConfig, String> {
+    let (base, _) = base()?;
+    let mut config = (*base).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
-fn build(verify: Verify) -> Result<ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(roots()?, provider.clone())
-        .build()
-        .map_err(|e| format!("TLS verifier: {e}"))?;
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS defaults: {e}"))?;
-    let config = match verify {
-        Verify::Full => builder.with_webpki_verifier(webpki),
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Lenient {
-                inner: webpki,
-                check_chain: verify == Verify::Chain,
-            })),
-    };
-    Ok(config.with_no_client_auth())
+/// The base configuration and the web-PKI verifier.
+type Base = (Arc<ClientConfig>, Arc<WebPkiServerVerifier>);
+/// Where a handshake leaves the server's certificate (DER).
+type Seen = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// The base configuration and the web-PKI verifier, built once.
+fn base() -> Result<Base, String> {
+    static BASE: OnceLock<Result<Base, String>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots()?, provider.clone())
+            .build()
+            .map_err(|e| format!("TLS verifier: {e}"))?;
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS defaults: {e}"))?
+            .with_webpki_verifier(webpki.clone())
+            .with_no_client_auth();
+        Ok((Arc::new(config), webpki))
+    })
+    .clone()
 }
 
-/// libpq's lenient modes: no check at all, or the chain without the name.
+/// A configuration for one handshake: the verification `verify` asks for, and the slot where the
+/// server's certificate lands (also when it is refused, for the report).
+fn config(verify: Verify) -> Result<(Arc<ClientConfig>, Seen), String> {
+    let (base, webpki) = base()?;
+    let seen = Arc::new(Mutex::new(None));
+    let mut config = (*base).clone();
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(Recording {
+            inner: webpki,
+            verify,
+            seen: seen.clone(),
+        }));
+    Ok((Arc::new(config), seen))
+}
+
+/// The web-PKI verifier at the level `verify` asks for (libpq's lenient modes check nothing, or
+/// the chain without the name), keeping the server's certificate for the report.
 #[derive(Debug)]
-struct Lenient {
+struct Recording {
     inner: Arc<WebPkiServerVerifier>,
-    check_chain: bool,
+    verify: Verify,
+    seen: Seen,
 }
 
-impl ServerCertVerifier for Lenient {
+impl ServerCertVerifier for Recording {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -109,8 +127,21 @@ impl ServerCertVerifier for Lenient {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if !self.check_chain {
-            return Ok(ServerCertVerified::assertion());
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.to_vec());
+        }
+        match self.verify {
+            Verify::Encrypt => return Ok(ServerCertVerified::assertion()),
+            Verify::Full => {
+                return self.inner.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp,
+                    now,
+                )
+            }
+            Verify::Chain => {}
         }
         // webpki checks the chain first, then the name: a name error means the chain was good.
         match self
@@ -162,6 +193,73 @@ pub fn reason_of(e: &rustls::Error) -> TlsReason {
     }
 }
 
+/// Days before notAfter from which a certificate is a warning (`PROBE_CERT_WARN_DAYS`, 14).
+pub fn warn_days() -> i64 {
+    static DAYS: OnceLock<i64> = OnceLock::new();
+    *DAYS.get_or_init(|| {
+        std::env::var("PROBE_CERT_WARN_DAYS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(14)
+    })
+}
+
+/// Subject, issuer and expiry of a DER certificate, as of `now` (Unix seconds); None when it
+/// does not parse.
+pub fn certificate_report(der: &[u8], now: i64) -> Option<TlsReport> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let not_after = cert.validity().not_after;
+    let format = &time::format_description::well_known::Rfc3339;
+    Some(TlsReport {
+        subject: Some(cert.subject().to_string()),
+        issuer: Some(cert.issuer().to_string()),
+        not_after: not_after.to_datetime().format(format).ok(),
+        days_left: Some((not_after.timestamp() - now).div_euclid(86_400)),
+        ..TlsReport::default()
+    })
+}
+
+/// True for a certificate that names itself as its issuer.
+fn self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The report of a handshake: the certificate seen (if any), the version, the reason.
+pub fn report_of(
+    der: Option<&[u8]>,
+    version: Option<String>,
+    reason: Option<TlsReason>,
+) -> TlsReport {
+    let mut report = der
+        .and_then(|d| certificate_report(d, unix_now()))
+        .unwrap_or_default();
+    report.version = version;
+    // webpki says "unknown issuer" for a certificate that signed itself: say which it is.
+    report.reason = match (reason, der) {
+        (Some(TlsReason::UnknownIssuer), Some(d)) if self_signed(d) => Some(TlsReason::SelfSigned),
+        (r, _) => r,
+    };
+    report
+}
+
+/// A warning when the certificate expires within `warn_days()`.
+pub fn expiry_warning(report: &TlsReport) -> Option<String> {
+    let days = report.days_left?;
+    (days < warn_days()).then(|| {
+        format!(
+            "the server's TLS certificate expires in {days} days ({})",
+            report.not_after.as_deref().unwrap_or("?")
+        )
+    })
+}
+
 /// TLS over an already connected (guarded) socket; `host` is what the certificate must name.
 pub async fn connect(
     stream: TcpStream,
@@ -169,20 +267,26 @@ pub async fn connect(
     verify: Verify,
     limit: Duration,
 ) -> Result<(TlsStream<TcpStream>, TlsReport), TlsFailure> {
-    let failure = |message: String, reason: TlsReason| {
-        (
-            Failure::new(ProbeCode::TlsFailed, message),
-            TlsReport {
-                version: None,
-                reason: Some(reason),
-            },
-        )
+    let failed = |message: String, reason: TlsReason, der: Option<Vec<u8>>| {
+        let report = report_of(der.as_deref(), None, Some(reason));
+        let code = match report.reason {
+            Some(TlsReason::SelfSigned) => "self-signed",
+            _ => "",
+        };
+        let message = if code.is_empty() {
+            message
+        } else {
+            format!("{message} (the certificate is {code})")
+        };
+        (Failure::new(ProbeCode::TlsFailed, message), report)
     };
-    let config = config(verify).map_err(|m| failure(m, TlsReason::Handshake))?;
+    let (config, seen) = config(verify).map_err(|m| failed(m, TlsReason::Handshake, None))?;
+    let taken = || seen.lock().ok().and_then(|mut s| s.take());
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
-        failure(
+        failed(
             format!("{host} is not a TLS server name"),
             TlsReason::Handshake,
+            None,
         )
     })?;
     let connector = tokio_rustls::TlsConnector::from(config);
@@ -190,10 +294,7 @@ pub async fn connect(
         Err(_) => {
             return Err((
                 Failure::new(ProbeCode::Timeout, "the TLS handshake timed out"),
-                TlsReport {
-                    version: None,
-                    reason: Some(TlsReason::Handshake),
-                },
+                report_of(taken().as_deref(), None, Some(TlsReason::Handshake)),
             ))
         }
         Ok(Err(e)) => {
@@ -202,9 +303,10 @@ pub async fn connect(
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>());
             let reason = rustls_error.map_or(TlsReason::Handshake, reason_of);
             let detail = rustls_error.map_or_else(|| e.kind().to_string(), |r| r.to_string());
-            return Err(failure(
+            return Err(failed(
                 format!("the TLS handshake failed: {detail}"),
                 reason,
+                taken(),
             ));
         }
         Ok(Ok(tls)) => tls,
@@ -215,13 +317,8 @@ pub async fn connect(
         .protocol_version()
         .and_then(|v| v.as_str())
         .map(|v| v.replace('_', "."));
-    Ok((
-        tls,
-        TlsReport {
-            version,
-            reason: None,
-        },
-    ))
+    let report = report_of(taken().as_deref(), version, None);
+    Ok((tls, report))
 }
 
 #[cfg(test)]
@@ -258,5 +355,34 @@ mod tests {
         for v in [Verify::Encrypt, Verify::Chain, Verify::Full] {
             assert!(config(v).is_ok());
         }
+    }
+
+    /// Subject db.example.com, issuer Example CA, notAfter 2027-01-01T00:00:00Z.
+    const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBGjCBwaADAgECAgEHMAoGCCqGSM49BAMCMBUxEzARBgNVBAMMCkV4YW1wbGUg
+Q0EwHhcNMjYwMTAxMDAwMDAwWhcNMjcwMTAxMDAwMDAwWjAZMRcwFQYDVQQDDA5k
+Yi5leGFtcGxlLmNvbTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIIRb6/P6VwF
+h6A3NtD0U1MJi72MM77VEticaGWen6EO89LF2CZtZquFHjRO56YnhJGKEUj8Q7oq
+ZUrWIoGxIF0wCgYIKoZIzj0EAwIDSAAwRQIhAOqFthHlIyXBiV1AAvIKg5yNUB7n
+H4UTk3rbUGpNcjWmAiBMSBXjD2Pqxa+5ru/6nGE/aKv2Q6AX8tF+YqpSFivTUA==
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn the_report_names_subject_issuer_and_days_left() {
+        let der = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+        let not_after = 1_798_761_600; // 2027-01-01T00:00:00Z
+        let r = certificate_report(&der, not_after - 10 * 86_400).unwrap();
+        assert_eq!(r.subject.as_deref(), Some("CN=db.example.com"));
+        assert_eq!(r.issuer.as_deref(), Some("CN=Example CA"));
+        assert_eq!(r.not_after.as_deref(), Some("2027-01-01T00:00:00Z"));
+        assert_eq!(r.days_left, Some(10));
+        assert!(expiry_warning(&r).unwrap().contains("10 days"));
+        let later = certificate_report(&der, not_after - 100 * 86_400).unwrap();
+        assert_eq!(expiry_warning(&later), None);
+        let expired = certificate_report(&der, not_after + 3600).unwrap();
+        assert_eq!(expired.days_left, Some(-1));
+        assert!(!self_signed(&der), "issued by another name");
+        assert!(certificate_report(b"not a certificate", 0).is_none());
     }
 }

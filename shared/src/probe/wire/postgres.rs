@@ -66,7 +66,8 @@ pub async fn login(
             match handshake {
                 Ok((mut tls, report)) => {
                     let version = report.version.clone().unwrap_or_default();
-                    rec.tls(report);
+                    let warning = tls::expiry_warning(&report);
+                    rec.tls(report, warning);
                     rec.record(
                         StepName::Tls,
                         true,
@@ -76,7 +77,7 @@ pub async fn login(
                     session(&mut tls, login, true, limit, rec).await
                 }
                 Err((failure, report)) => {
-                    rec.tls(report);
+                    rec.tls(report, None);
                     rec.record(StepName::Tls, false, ms, failure.message.clone());
                     Err(failure)
                 }
