@@ -49,10 +49,11 @@ fake-postgres:
 
 # A real PostgreSQL (Debian's server) with TLS on 127.0.0.1:$(PG_PORT) and without on the port after,
 # users app / md5user / clearuser / trustuser / nogrant, databases appdb / lockeddb; Ctrl-C stops it.
-# Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/pg-test-$(PG_PORT)/tls/ca.pem
+# (and MariaDB on the port +2, the caching_sha2 look-alike on +3; see local/with-databases.sh).
+# Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/db-test-$(PG_PORT)/postgres/pki/ca.pem
 PG_PORT ?= 15443
 postgres: venv
-	PG_TEST_PORT=$(PG_PORT) local/with-postgres.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; CA $$PG_TEST_CA_FILE. Ctrl-C stops it."; sleep infinity' || true
+	PG_TEST_PORT=$(PG_PORT) local/with-databases.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; MariaDB on :$$MYSQL_TEST_PORT (user app, database appdb); caching_sha2 look-alike on :$$MYSQL_SHA2_TEST_PORT (user sha2user); CA $$PG_TEST_CA_FILE. Ctrl-C stops them."; sleep infinity' || true
 
 fmt:
 	cargo fmt --all -- --check
@@ -65,7 +66,7 @@ unit:
 
 # The integration tests against the AWS emulator and a real PostgreSQL (login probes).
 integration: venv
-	local/with-emulator.sh local/with-postgres.sh cargo test -p integration-tests --test integration
+	local/with-emulator.sh local/with-databases.sh cargo test -p integration-tests --test integration
 
 # `make local` through its own start script: idle past the old runtime timeout, a tool writing into
 # the checkout, two stacks at once (waits about a minute of real time).

@@ -205,6 +205,21 @@ impl Prober {
             }
             Target::Tcp {
                 endpoints,
+                protocol: target::Protocol::Mysql,
+            } if user.is_some() && endpoints.len() == 1 => {
+                let (host, port) = &endpoints[0];
+                let stream = self.guarded_connect(host, *port, rec).await?;
+                let login = wire::mysql::Login {
+                    host,
+                    user: user.unwrap_or_default(),
+                    password: secret.and_then(|s| text(s, "password")),
+                    database: text(config, "database").unwrap_or_default(),
+                    sslmode: crate::model::SslMode::of(config),
+                };
+                wire::mysql::login(stream, &login, limit, rec).await
+            }
+            Target::Tcp {
+                endpoints,
                 protocol,
             } => {
                 for (host, port) in endpoints {

@@ -2,6 +2,7 @@
 //! `async fn` that takes the guarded connection, the config and the secret, and reports how deep
 //! it got. The byte-level encoding stays pure and unit-tested.
 
+pub mod mysql;
 pub mod postgres;
 
 use super::report::{Failure, ProbeCode};

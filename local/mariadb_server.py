@@ -1,0 +1,123 @@
+"""A real, throwaway MariaDB on 127.0.0.1 for the MySQL login probes (Debian's `mariadb-server`,
+installed by .ci/run as root; the registries ship no MySQL server that installs without root).
+
+It runs as the system user `mysql` (the package creates it) with TLS from the tests' PKI
+(test_pki.py: a certificate for `localhost`, signed by the test CA). What it sets up:
+  users     app (mysql_native_password; all on appdb and on missingdb, which does not exist),
+            nogrant (no grant at all)
+  databases appdb
+
+MariaDB has no caching_sha2_password: that plugin is tested against local/mysql_sha2_peer.py.
+
+Usage: mariadb_server.py start DIR PORT PKI_DIR   (prints MYSQL_TEST_PORT=…)
+       mariadb_server.py stop DIR
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PASSWORD = "probe-pass-1"
+RUN_AS = "mysql"
+
+SETUP_SQL = f"""
+CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';
+CREATE USER 'nogrant'@'%' IDENTIFIED BY '{PASSWORD}';
+CREATE DATABASE appdb;
+GRANT ALL ON appdb.* TO 'app'@'%';
+-- A grant on a database that does not exist: connecting to it is 1049 (without a grant MariaDB
+-- answers 1044 for any database, so as not to reveal which exist).
+GRANT ALL ON missingdb.* TO 'app'@'%';
+FLUSH PRIVILEGES;
+"""
+
+
+def binaries() -> tuple[str, str, str]:
+    found = [shutil.which(n) for n in ("mariadbd", "mariadb-install-db", "mariadb")]
+    if not found[0]:
+        found[0] = "/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None
+    if not all(found):
+        sys.exit("MariaDB is missing (mariadbd, mariadb-install-db, mariadb): install it with "
+                 "`apt-get install mariadb-server` (.ci/run does, as root)")
+    return found[0], found[1], found[2]
+
+
+def chown_all(base: Path) -> None:
+    if os.getuid() != 0:
+        return
+    entry = pwd.getpwnam(RUN_AS)
+    for path in [base, *base.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def start(base: Path, port: int, pki: Path) -> None:
+    mariadbd, install_db, client = binaries()
+    if base.exists():
+        stop(base)
+        shutil.rmtree(base)
+    data = base / "data"
+    data.mkdir(parents=True)
+    shutil.copy(pki / "localhost.crt", base / "server.crt")
+    shutil.copy(pki / "localhost.key", base / "server.key")
+    shutil.copy(pki / "ca.pem", base / "ca.pem")
+    chown_all(base)
+    user = ["--user=" + RUN_AS] if os.getuid() == 0 else []
+    subprocess.run(
+        [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+         "--skip-test-db", *user],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    chown_all(base)
+    socket = base / "mysqld.sock"
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen(
+        [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={socket}", f"--port={port}",
+         "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}", "--skip-name-resolve",
+         f"--ssl-cert={base / 'server.crt'}", f"--ssl-key={base / 'server.key'}", f"--ssl-ca={base / 'ca.pem'}",
+         "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=OFF", *user],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    for _ in range(300):
+        if proc.poll() is not None:
+            sys.exit(f"mariadbd exited: {(base / 'server.log').read_text()[-2000:]}")
+        ready = subprocess.run([client, f"--socket={socket}", "-u", "root", "-e", "SELECT 1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if ready.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        sys.exit(f"mariadbd did not start within 30 s: {(base / 'server.log').read_text()[-2000:]}")
+    subprocess.run([client, f"--socket={socket}", "-u", "root"], input=SETUP_SQL, text=True, check=True)
+    print(f"MYSQL_TEST_PORT={port}")
+
+
+def stop(base: Path) -> None:
+    pid_file = base / "mysqld.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 15)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except (ValueError, ProcessLookupError):
+        pass
+
+
+def main() -> int:
+    if len(sys.argv) >= 5 and sys.argv[1] == "start":
+        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]), Path(sys.argv[4]).resolve())
+    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
+        stop(Path(sys.argv[2]).resolve())
+    else:
+        sys.exit(__doc__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

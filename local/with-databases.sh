@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs a command with the real database servers the login probes are tested against, on
+# 127.0.0.1, stopped afterwards whatever the command's result:
+#   PostgreSQL with TLS on $PG_TEST_PORT (15433) and without on the port after (postgres_server.py),
+#   MariaDB with TLS on PG_TEST_PORT+2 (mariadb_server.py),
+#   the caching_sha2_password look-alike on PG_TEST_PORT+3 (mysql_sha2_peer.py).
+# All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+py="$root/.venv/bin/python"
+port=${PG_TEST_PORT:-15433}
+dir="$root/.local/db-test-$port"
+peer_pid=
+cleanup() {
+  [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
+  "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
+  "$py" "$root/local/postgres_server.py" stop "$dir/postgres" || true
+}
+trap cleanup EXIT
+settings=$("$py" "$root/local/postgres_server.py" start "$dir/postgres" "$port")
+while IFS='=' read -r key value; do
+  export "$key=$value"
+done <<<"$settings"
+export PROBE_EXTRA_CA_FILE="$PG_TEST_CA_FILE"
+export MYSQL_TEST_PORT=$((port + 2)) MYSQL_SHA2_TEST_PORT=$((port + 3))
+"$py" "$root/local/mariadb_server.py" start "$dir/mariadb" "$MYSQL_TEST_PORT" "$TEST_PKI_DIR" >/dev/null
+"$py" "$root/local/mysql_sha2_peer.py" "$MYSQL_SHA2_TEST_PORT" 2>"$dir/sha2-peer.log" &
+peer_pid=$!
+"$@"
