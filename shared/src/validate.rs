@@ -250,6 +250,21 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
             Some(s) if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") => None,
             _ => Some("must be a mongodb:// or mongodb+srv:// URI".into()),
         },
+        "securityProtocol" if matches!(kind, ConnectorType::Kafka | ConnectorType::ConfluentKafka) => {
+            let ok = value.as_str().is_some_and(|s| {
+                matches!(s.trim().to_ascii_uppercase().as_str(), "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL")
+            });
+            (!ok).then(|| "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL".into())
+        }
+        "saslMechanism" if matches!(kind, ConnectorType::Kafka | ConnectorType::ConfluentKafka) => {
+            let ok = value.as_str().is_some_and(|s| {
+                matches!(s.trim().to_ascii_uppercase().as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512")
+            });
+            (!ok).then(|| "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512".into())
+        }
+        "topic" if matches!(kind, ConnectorType::Kafka | ConnectorType::ConfluentKafka) => {
+            (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
+        }
         "sslmode"
             if matches!(
                 kind,

@@ -72,6 +72,35 @@ fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What a Kafka login uses: `securityProtocol` (confluent_kafka: SASL_SSL; kafka: SASL_SSL when
+/// authConfig names a user, else PLAINTEXT) and `saslMechanism` (PLAIN).
+fn kafka_login<'a>(
+    kind: ConnectorType,
+    host: &'a str,
+    config: &'a Map<String, Value>,
+    secret: Option<&'a Map<String, Value>>,
+) -> wire::kafka::Login<'a> {
+    use wire::kafka::{Mechanism, Security};
+    let user = secret.and_then(|s| text(s, "username"));
+    let default = if kind == ConnectorType::ConfluentKafka || user.is_some() {
+        Security::SaslSsl
+    } else {
+        Security::Plaintext
+    };
+    wire::kafka::Login {
+        host,
+        security: text(config, "securityProtocol")
+            .and_then(Security::parse)
+            .unwrap_or(default),
+        mechanism: text(config, "saslMechanism")
+            .and_then(Mechanism::parse)
+            .unwrap_or(Mechanism::Plain),
+        user,
+        password: secret.and_then(|s| text(s, "password")),
+        topic: text(config, "topic"),
+    }
+}
+
 /// Runs probes; built once at init (one HTTP client, one SDK config).
 pub struct Prober {
     settings: ProbeSettings,
@@ -127,7 +156,7 @@ impl Prober {
         let budget = self.settings.total_timeout;
         let result = match tokio::time::timeout(
             budget,
-            self.run(&target, config, auth_method, secret, &mut rec),
+            self.run(kind, &target, config, auth_method, secret, &mut rec),
         )
         .await
         {
@@ -179,6 +208,7 @@ impl Prober {
 
     async fn run(
         &self,
+        kind: ConnectorType,
         target: &Target,
         config: &Map<String, Value>,
         auth_method: &str,
@@ -217,6 +247,16 @@ impl Prober {
                     sslmode: crate::model::SslMode::of(config),
                 };
                 wire::mysql::login(stream, &login, limit, rec).await
+            }
+            Target::Tcp {
+                endpoints,
+                protocol: target::Protocol::Kafka,
+            } if !endpoints.is_empty() => {
+                // The first bootstrap server answers for the cluster (as clients bootstrap).
+                let (host, port) = &endpoints[0];
+                let stream = self.guarded_connect(host, *port, rec).await?;
+                wire::kafka::login(stream, &kafka_login(kind, host, config, secret), limit, rec)
+                    .await
             }
             Target::Tcp {
                 endpoints,

@@ -2,8 +2,10 @@
 //! `async fn` that takes the guarded connection, the config and the secret, and reports how deep
 //! it got. The byte-level encoding stays pure and unit-tested.
 
+pub mod kafka;
 pub mod mysql;
 pub mod postgres;
+pub mod scram;
 
 use super::report::{Failure, ProbeCode};
 use std::time::Duration;
