@@ -66,24 +66,43 @@ async fn serve(peer: Peer, mut s: TcpStream) {
             let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6p1 Debian\r\n").await;
         }
         Peer::Mongo => {
+            // One OP_MSG in, one OP_MSG `{ok: 1.0}` out (what `hello` needs to go on).
             if s.read_exact(&mut buf[..16]).await.is_ok() {
-                let request_id = &buf[4..8].to_vec();
+                let len = i32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+                let mut rest = vec![0u8; len.saturating_sub(16)];
+                let _ = s.read_exact(&mut rest).await;
+                let request_id = buf[4..8].to_vec();
+                let doc = b"\x11\x00\x00\x00\x01ok\x00\x00\x00\x00\x00\x00\x00\xf0\x3f\x00";
                 let mut reply = Vec::new();
-                reply.extend_from_slice(&21i32.to_le_bytes());
+                reply.extend_from_slice(&((21 + doc.len()) as i32).to_le_bytes());
                 reply.extend_from_slice(&7i32.to_le_bytes());
-                reply.extend_from_slice(request_id);
+                reply.extend_from_slice(&request_id);
                 reply.extend_from_slice(&2013i32.to_le_bytes());
                 reply.extend_from_slice(&[0, 0, 0, 0, 0]);
+                reply.extend_from_slice(doc);
                 let _ = s.write_all(&reply).await;
             }
         }
         Peer::Kafka => {
-            if s.read_exact(&mut buf[..12]).await.is_ok() {
-                let correlation = buf[8..12].to_vec();
-                let mut reply = 6i32.to_be_bytes().to_vec();
-                reply.extend_from_slice(&correlation);
-                reply.extend_from_slice(&0i16.to_be_bytes());
-                let _ = s.write_all(&reply).await;
+            // ApiVersions (no API listed) and Metadata (no broker, no topic), until closed.
+            while s.read_exact(&mut buf[..4]).await.is_ok() {
+                let len = i32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
+                let mut req = vec![0u8; len];
+                if s.read_exact(&mut req).await.is_err() {
+                    break;
+                }
+                let api_key = i16::from_be_bytes([req[0], req[1]]);
+                let mut body = req[4..8].to_vec(); // correlation id
+                match api_key {
+                    18 => body.extend_from_slice(&[0, 0, 0, 0, 0, 0]),
+                    3 => body.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+                    _ => break,
+                }
+                let mut reply = (body.len() as i32).to_be_bytes().to_vec();
+                reply.extend_from_slice(&body);
+                if s.write_all(&reply).await.is_err() {
+                    break;
+                }
             }
         }
         Peer::Http => {

@@ -187,6 +187,28 @@ impl Prober {
         rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await
     }
 
+    /// MongoDB: `hello`, and with credentials the SCRAM login and `listCollections`.
+    async fn mongo(
+        &self,
+        host: &str,
+        port: u16,
+        config: &Map<String, Value>,
+        secret: Option<&Map<String, Value>>,
+        rec: &mut Recorder,
+    ) -> Result<String, Failure> {
+        let stream = self.guarded_connect(host, port, rec).await?;
+        wire::mongo::login(
+            stream,
+            host,
+            &wire::mongo::settings(config),
+            secret.and_then(|s| text(s, "username")),
+            secret.and_then(|s| text(s, "password")),
+            self.settings.connect_timeout,
+            rec,
+        )
+        .await
+    }
+
     /// Connects through the guard and proves the protocol (no login).
     async fn tcp_service(
         &self,
@@ -260,6 +282,13 @@ impl Prober {
             }
             Target::Tcp {
                 endpoints,
+                protocol: target::Protocol::Mongo,
+            } if !endpoints.is_empty() => {
+                let (host, port) = &endpoints[0];
+                self.mongo(host, *port, config, secret, rec).await
+            }
+            Target::Tcp {
+                endpoints,
                 protocol,
             } => {
                 for (host, port) in endpoints {
@@ -277,9 +306,7 @@ impl Prober {
                 let (host, port) = rec
                     .step(StepName::Dns, self.srv.mongodb_target(host, limit))
                     .await?;
-                self.tcp_service(&host, port, target::Protocol::Mongo, rec)
-                    .await?;
-                Ok(format!("{host}:{port} answered"))
+                self.mongo(&host, port, config, secret, rec).await
             }
             Target::Http { url, auth } => {
                 // With credentials a 2xx/3xx is authorized; without, any answer is reachable only.

@@ -2,7 +2,9 @@
 //! `async fn` that takes the guarded connection, the config and the secret, and reports how deep
 //! it got. The byte-level encoding stays pure and unit-tested.
 
+pub mod bson;
 pub mod kafka;
+pub mod mongo;
 pub mod mysql;
 pub mod postgres;
 pub mod scram;

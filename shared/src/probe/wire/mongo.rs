@@ -1,0 +1,462 @@
+//! How we log in to MongoDB: TLS for `mongodb+srv://` and `tls=true`, `hello` with
+//! `saslSupportedMechs`, SCRAM-SHA-256 (SCRAM-SHA-1 when that is all the server offers) against
+//! `authSource` (default `admin`) with saslStart / saslContinue, then `listCollections` (nameOnly)
+//! on the database. MongoDB lists a missing database as empty, so there is no `not_found` here.
+
+use super::bson::{self, get, Bson, Doc};
+use super::scram::{Hash, Scram};
+use super::{receive, send, Io};
+use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
+use crate::probe::tls::{self, Verify};
+use bytes::BytesMut;
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+/// Where and how to log in, from the connection string and config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database: String,
+    pub auth_source: String,
+    pub tls: bool,
+}
+
+/// From `config.connectionString` (path database, `authSource`, `tls`/`ssl`; TLS by default for
+/// `mongodb+srv://`) with `config.database`, `config.authSource` and `config.tls` taking precedence.
+pub fn settings(config: &Map<String, Value>) -> Settings {
+    let uri = config
+        .get("connectionString")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let srv = uri.starts_with("mongodb+srv://");
+    let rest = uri.split_once("://").map_or("", |(_, r)| r);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path_db = before_query.split_once('/').map_or("", |(_, db)| db);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| {
+                kv.split_once('=')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.to_string())
+    };
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let database = text("database")
+        .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
+        .unwrap_or_else(|| "admin".to_string());
+    let auth_source = text("authSource")
+        .or_else(|| param("authSource"))
+        .unwrap_or_else(|| "admin".to_string());
+    let tls = config
+        .get("tls")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            param("tls")
+                .or_else(|| param("ssl"))
+                .map(|v| v.eq_ignore_ascii_case("true"))
+        })
+        .unwrap_or(srv);
+    Settings {
+        database,
+        auth_source,
+        tls,
+    }
+}
+
+/// One OP_MSG (opcode 2013) with a single body section.
+pub fn op_msg(request_id: i32, doc: &Doc) -> Vec<u8> {
+    let body = bson::encode(doc);
+    let mut out = Vec::with_capacity(body.len() + 21);
+    out.extend_from_slice(&((21 + body.len()) as i32).to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&2013i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn mismatch() -> Failure {
+    Failure::new(
+        ProbeCode::ProtocolMismatch,
+        "the service does not answer like MongoDB",
+    )
+}
+
+/// Runs one command and returns its reply document.
+async fn command<S: Io + ?Sized>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    request_id: &mut i32,
+    doc: &Doc,
+    limit: Duration,
+) -> Result<Doc, Failure> {
+    *request_id += 1;
+    send(stream, &op_msg(*request_id, doc), limit).await?;
+    loop {
+        if buf.len() >= 16 {
+            let len = i32::from_le_bytes(buf[0..4].try_into().map_err(|_| mismatch())?) as usize;
+            if !(21..=48 * 1024 * 1024).contains(&len) {
+                return Err(mismatch());
+            }
+            if buf.len() >= len {
+                let whole = buf.split_to(len);
+                let response_to =
+                    i32::from_le_bytes(whole[8..12].try_into().map_err(|_| mismatch())?);
+                let opcode = i32::from_le_bytes(whole[12..16].try_into().map_err(|_| mismatch())?);
+                if opcode != 2013 || response_to != *request_id || whole[20] != 0 {
+                    return Err(mismatch());
+                }
+                return bson::decode(&whole[21..]).ok_or_else(mismatch);
+            }
+        }
+        receive(stream, buf, limit).await?;
+    }
+}
+
+fn ok(reply: &Doc) -> bool {
+    get(reply, "ok").and_then(Bson::number) == Some(1.0)
+}
+
+/// A failed command as a probe failure: 18 refused credentials, 13 not authorized.
+fn refused(reply: &Doc, what: &str) -> Failure {
+    let code = get(reply, "code").and_then(Bson::number).unwrap_or(0.0) as i64;
+    let text = match get(reply, "errmsg") {
+        Some(Bson::Str(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let probe_code = match code {
+        18 => ProbeCode::AuthFailed,
+        13 => ProbeCode::PermissionDenied,
+        _ => ProbeCode::ProtocolMismatch,
+    };
+    Failure::new(
+        probe_code,
+        format!("MongoDB refused {what} ({code}): {text}"),
+    )
+}
+
+fn s(v: &str) -> Bson {
+    Bson::Str(v.to_string())
+}
+
+/// Logs in on a connected (guarded) socket.
+pub async fn login(
+    stream: TcpStream,
+    host: &str,
+    settings: &Settings,
+    user: Option<&str>,
+    password: Option<&str>,
+    limit: Duration,
+    rec: &mut Recorder,
+) -> Result<String, Failure> {
+    if !settings.tls {
+        return session(&mut { stream }, settings, user, password, limit, rec).await;
+    }
+    let started = Instant::now();
+    match tls::connect(stream, host, Verify::Full, limit).await {
+        Ok((mut tls_stream, report)) => {
+            let version = report.version.clone().unwrap_or_default();
+            let warning = tls::expiry_warning(&report);
+            rec.tls(report, warning);
+            rec.record(
+                StepName::Tls,
+                true,
+                started.elapsed().as_millis() as u64,
+                version,
+            );
+            session(&mut tls_stream, settings, user, password, limit, rec).await
+        }
+        Err((failure, report)) => {
+            rec.tls(report, None);
+            rec.record(
+                StepName::Tls,
+                false,
+                started.elapsed().as_millis() as u64,
+                failure.message.clone(),
+            );
+            Err(failure)
+        }
+    }
+}
+
+async fn session<S: Io + ?Sized>(
+    stream: &mut S,
+    settings: &Settings,
+    user: Option<&str>,
+    password: Option<&str>,
+    limit: Duration,
+    rec: &mut Recorder,
+) -> Result<String, Failure> {
+    let mut buf = BytesMut::new();
+    let mut id = 0;
+    let started = Instant::now();
+    let mut hello: Doc = vec![("hello".into(), Bson::Int32(1))];
+    if let Some(u) = user {
+        hello.push((
+            "saslSupportedMechs".into(),
+            s(&format!("{}.{u}", settings.auth_source)),
+        ));
+    }
+    hello.push(("$db".into(), s("admin")));
+    let reply = command(stream, &mut buf, &mut id, &hello, limit).await?;
+    if !ok(&reply) {
+        return Err(mismatch());
+    }
+    rec.reached(Depth::Reachable);
+    rec.record(
+        StepName::Protocol,
+        true,
+        started.elapsed().as_millis() as u64,
+        "MongoDB answered hello",
+    );
+    let (Some(user), Some(password)) = (user, password) else {
+        return Ok("MongoDB answered hello; credentials were not checked (no username and password in authConfig)".into());
+    };
+    let offered: Vec<String> = match get(&reply, "saslSupportedMechs") {
+        Some(Bson::Array(items)) => items
+            .iter()
+            .filter_map(|m| match m {
+                Bson::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    // An unknown user gets no list: SCRAM-SHA-256 then fails as a wrong password would.
+    let sha1_only = !offered.is_empty() && !offered.iter().any(|m| m == "SCRAM-SHA-256");
+    if sha1_only && !offered.iter().any(|m| m == "SCRAM-SHA-1") {
+        return Err(Failure::new(
+            ProbeCode::AuthUnsupported,
+            format!(
+                "the server offers only {} for this user",
+                offered.join(", ")
+            ),
+        ));
+    }
+    let started = Instant::now();
+    let mechanism = if sha1_only {
+        "SCRAM-SHA-1"
+    } else {
+        "SCRAM-SHA-256"
+    };
+    let auth = scram(
+        stream, &mut buf, &mut id, settings, user, password, sha1_only, limit,
+    )
+    .await;
+    let ms = started.elapsed().as_millis() as u64;
+    match &auth {
+        Ok(()) => {
+            rec.reached(Depth::Authenticated);
+            rec.record(
+                StepName::Auth,
+                true,
+                ms,
+                format!(
+                    "user {user} accepted ({mechanism}, authSource {})",
+                    settings.auth_source
+                ),
+            );
+        }
+        Err(f) => rec.record(StepName::Auth, false, ms, f.message.clone()),
+    }
+    auth?;
+    let started = Instant::now();
+    let list: Doc = vec![
+        ("listCollections".into(), Bson::Int32(1)),
+        ("nameOnly".into(), Bson::Bool(true)),
+        ("$db".into(), s(&settings.database)),
+    ];
+    let reply = command(stream, &mut buf, &mut id, &list, limit).await?;
+    let ms = started.elapsed().as_millis() as u64;
+    if !ok(&reply) {
+        let failure = refused(&reply, "listCollections");
+        rec.record(StepName::Access, false, ms, failure.message.clone());
+        return Err(failure);
+    }
+    rec.reached(Depth::Authorized);
+    rec.record(
+        StepName::Access,
+        true,
+        ms,
+        format!("database {} is listable", settings.database),
+    );
+    Ok(format!(
+        "logged in as {user} ({mechanism}) and listed database {}",
+        settings.database
+    ))
+}
+
+/// saslStart / saslContinue with SCRAM; SCRAM-SHA-1 hashes MongoDB's password digest.
+#[allow(clippy::too_many_arguments)]
+async fn scram<S: Io + ?Sized>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    id: &mut i32,
+    settings: &Settings,
+    user: &str,
+    password: &str,
+    sha1: bool,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let (hash, secret, mechanism) = if sha1 {
+        let digest = digest::compute_hex(format!("{user}:mongo:{password}").as_bytes());
+        (Hash::Sha1, digest, "SCRAM-SHA-1")
+    } else {
+        (
+            Hash::Sha256,
+            Zeroizing::new(password.as_bytes().to_vec()),
+            "SCRAM-SHA-256",
+        )
+    };
+    let mut client = Scram::new(hash, user, &secret)?;
+    let start: Doc = vec![
+        ("saslStart".into(), Bson::Int32(1)),
+        ("mechanism".into(), s(mechanism)),
+        (
+            "payload".into(),
+            Bson::Binary(client.client_first().into_bytes()),
+        ),
+        ("autoAuthorize".into(), Bson::Int32(1)),
+        (
+            "options".into(),
+            Bson::Doc(vec![("skipEmptyExchange".into(), Bson::Bool(true))]),
+        ),
+        ("$db".into(), s(&settings.auth_source)),
+    ];
+    let reply = command(stream, buf, id, &start, limit).await?;
+    if !ok(&reply) {
+        return Err(refused(&reply, "saslStart"));
+    }
+    let payload = |r: &Doc| match get(r, "payload") {
+        Some(Bson::Binary(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        _ => Err(mismatch()),
+    };
+    let conversation = get(&reply, "conversationId")
+        .cloned()
+        .ok_or_else(mismatch)?;
+    let last = client.client_final(&payload(&reply)?)?;
+    let cont: Doc = vec![
+        ("saslContinue".into(), Bson::Int32(1)),
+        ("conversationId".into(), conversation.clone()),
+        ("payload".into(), Bson::Binary(last.into_bytes())),
+        ("$db".into(), s(&settings.auth_source)),
+    ];
+    let reply = command(stream, buf, id, &cont, limit).await?;
+    if !ok(&reply) {
+        return Err(refused(&reply, "saslContinue"));
+    }
+    client.verify_server(&payload(&reply)?)?;
+    if get(&reply, "done") != Some(&Bson::Bool(true)) {
+        // A server without skipEmptyExchange wants one empty round more.
+        let empty: Doc = vec![
+            ("saslContinue".into(), Bson::Int32(1)),
+            ("conversationId".into(), conversation),
+            ("payload".into(), Bson::Binary(Vec::new())),
+            ("$db".into(), s(&settings.auth_source)),
+        ];
+        let reply = command(stream, buf, id, &empty, limit).await?;
+        if !ok(&reply) {
+            return Err(refused(&reply, "saslContinue"));
+        }
+    }
+    Ok(())
+}
+
+/// MongoDB's SCRAM-SHA-1 password: the hex MD5 of `user:mongo:password`.
+mod digest {
+    use md5::{Digest, Md5};
+    use zeroize::Zeroizing;
+
+    pub fn compute_hex(input: &[u8]) -> Zeroizing<Vec<u8>> {
+        let digest = Md5::digest(input);
+        Zeroizing::new(
+            digest
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes())
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn settings_come_from_the_uri_and_config() {
+        let s = settings(&cfg(
+            json!({"connectionString": "mongodb+srv://cluster0.example.net/sales?authSource=users&retryWrites=true"}),
+        ));
+        assert_eq!(
+            s,
+            Settings {
+                database: "sales".into(),
+                auth_source: "users".into(),
+                tls: true
+            }
+        );
+        let s = settings(&cfg(
+            json!({"connectionString": "mongodb://db.example.com:27017/?tls=true"}),
+        ));
+        assert_eq!(
+            s,
+            Settings {
+                database: "admin".into(),
+                auth_source: "admin".into(),
+                tls: true
+            }
+        );
+        let s = settings(&cfg(
+            json!({"host": "db.example.com", "database": "app", "authSource": "app"}),
+        ));
+        assert_eq!(
+            s,
+            Settings {
+                database: "app".into(),
+                auth_source: "app".into(),
+                tls: false
+            }
+        );
+        let s = settings(&cfg(
+            json!({"connectionString": "mongodb+srv://c.example.net/?ssl=false"}),
+        ));
+        assert!(!s.tls);
+    }
+
+    #[test]
+    fn the_sha1_password_is_mongodbs_digest() {
+        // MongoDB's documented example digest for user "user", password "pencil".
+        let d = digest::compute_hex(b"user:mongo:pencil");
+        assert_eq!(
+            String::from_utf8(d.to_vec()).unwrap(),
+            "1c33006ec1ffd90f9cadcbcc0e118200"
+        );
+    }
+
+    #[test]
+    fn op_msg_frames_one_body_section() {
+        let m = op_msg(7, &vec![("hello".into(), Bson::Int32(1))]);
+        assert_eq!(
+            i32::from_le_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
+        assert_eq!(i32::from_le_bytes(m[4..8].try_into().unwrap()), 7);
+        assert_eq!(i32::from_le_bytes(m[12..16].try_into().unwrap()), 2013);
+        assert_eq!(m[20], 0);
+    }
+}
