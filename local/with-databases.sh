@@ -4,7 +4,8 @@
 #   PostgreSQL with TLS on $PG_TEST_PORT (15433) and without on the port after (postgres_server.py),
 #   MariaDB with TLS on PG_TEST_PORT+2 (mariadb_server.py),
 #   the caching_sha2_password look-alike on PG_TEST_PORT+3 (mysql_sha2_peer.py),
-#   the Kafka look-alike on PG_TEST_PORT+4 (SASL_PLAINTEXT), +5 (SASL_SSL), +6 (PLAINTEXT) (kafka_peer.py).
+#   the Kafka look-alike on PG_TEST_PORT+4 (SASL_PLAINTEXT), +5 (SASL_SSL), +6 (PLAINTEXT) (kafka_peer.py),
+#   the MongoDB look-alike on PG_TEST_PORT+7 (plain) and +8 (TLS) (mongo_peer.py).
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +14,9 @@ port=${PG_TEST_PORT:-15433}
 dir="$root/.local/db-test-$port"
 peer_pid=
 kafka_pid=
+mongo_pid=
 cleanup() {
+  [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
   [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
   "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
@@ -32,8 +35,11 @@ peer_pid=$!
 export KAFKA_TEST_PORT=$((port + 4))
 "$py" "$root/local/kafka_peer.py" "$KAFKA_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/kafka-peer.log" &
 kafka_pid=$!
-# The look-alikes listen within a moment; wait until both accept.
-for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)); do
+export MONGO_TEST_PORT=$((port + 7))
+"$py" "$root/local/mongo_peer.py" "$MONGO_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/mongo-peer.log" &
+mongo_pid=$!
+# The look-alikes listen within a moment; wait until they accept.
+for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)); do
   for _ in $(seq 1 50); do
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $p)))" && break
     sleep 0.1
