@@ -300,6 +300,27 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
                          "authConfig": {"username": user, "password": pg_pass}}));
         assert_eq!(run(l.send(dry).await), 200);
     }
+    // Every other login protocol, each sending the secret its own way: MySQL's native scramble
+    // over TLS, caching_sha2's RSA exchange, Kafka's PLAIN and SCRAM, MongoDB's SCRAM.
+    let port = |name: &str| -> u16 { std::env::var(name).unwrap().parse().unwrap() };
+    let (maria, sha2, kafka, mongo) = (
+        port("MYSQL_TEST_PORT"),
+        port("MYSQL_SHA2_TEST_PORT"),
+        port("KAFKA_TEST_PORT"),
+        port("MONGO_TEST_PORT"),
+    );
+    for body in [
+        json!({"type": "mysql", "config": {"host": "127.0.0.1", "port": maria, "database": "appdb"}, "authConfig": {"username": "app", "password": pg_pass}}),
+        json!({"type": "mysql", "config": {"host": "127.0.0.1", "port": sha2, "database": "appdb"}, "authConfig": {"username": "sha2user", "password": pg_pass}}),
+        json!({"type": "kafka", "config": {"bootstrapServers": format!("127.0.0.1:{kafka}"), "securityProtocol": "SASL_PLAINTEXT"}, "authConfig": {"username": "app", "password": pg_pass}}),
+        json!({"type": "kafka", "config": {"bootstrapServers": format!("127.0.0.1:{kafka}"), "securityProtocol": "SASL_PLAINTEXT", "saslMechanism": "SCRAM-SHA-512"}, "authConfig": {"username": "app", "password": pg_pass}}),
+        json!({"type": "mongodb", "config": {"connectionString": format!("mongodb://127.0.0.1:{mongo}/appdb")}, "authConfig": {"username": "app", "password": pg_pass}}),
+    ] {
+        let dry = Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(body);
+        assert_eq!(run(l.send(dry).await), 200);
+    }
     // Masked values sent back, a new secret, and an invalid update carrying a secret.
     let (shown, _) = l
         .send(
@@ -417,6 +438,14 @@ async fn every_mutating_request_leaves_one_audit_event() {
                 .json(json!({"id": id})),
         ),
         (
+            "test_dry_run",
+            Call::new("POST", "/api/v1/connectors/test")
+                .bearer(&t.token)
+                .json(
+                    json!({"id": id, "config": {"host": "127.0.0.1", "port": 1, "database": "e"}}),
+                ),
+        ),
+        (
             "create",
             Call::new("POST", "/api/v1/connectors")
                 .bearer(&t.token)
@@ -440,7 +469,7 @@ async fn every_mutating_request_leaves_one_audit_event() {
     for (_, call) in calls {
         statuses.push(l.send(call).await.0.status);
     }
-    assert_eq!(statuses, [201, 200, 200, 409, 403, 401, 204]);
+    assert_eq!(statuses, [201, 200, 200, 200, 409, 403, 401, 204]);
     // Reads are not audited.
     l.send(Call::new("GET", "/api/v1/connectors").bearer(&t.token))
         .await;
@@ -456,6 +485,7 @@ async fn every_mutating_request_leaves_one_audit_event() {
         ("create", 201, "success"),
         ("update", 200, "success"),
         ("test", 200, "success"),
+        ("test_dry_run", 200, "success"),
         ("create", 409, "rejected"),
         ("create", 403, "denied"),
         ("create", 401, "denied"),

@@ -91,17 +91,29 @@ fn https(host: &str, path: &str) -> Result<Url, String> {
     parse_url(&format!("https://{host}{path}"), "the service URL")
 }
 
-/// Credentials for a generic HTTP endpoint: `token`/`bearerToken`/`accessToken`/`apiKey` as a
-/// bearer token, or `username` + `password` as Basic.
-/// True when the probe of this type sends or uses the credentials; the others only prove the
-/// service answers, so the scheduled sweep need not decrypt anything for them.
+/// True when the probe of this type logs in with the credentials (so the scheduled sweep decrypts
+/// them: one KMS Decrypt per credentialed connector); the others only prove the service answers.
 pub fn probe_uses_secret(kind: ConnectorType) -> bool {
     use ConnectorType::*;
     matches!(
         kind,
-        RestApi | Webhook | Salesforce | Hubspot | AwsS3 | AmazonKinesis
+        Postgresql
+            | Redshift
+            | Mysql
+            | Mongodb
+            | Kafka
+            | ConfluentKafka
+            | RestApi
+            | Webhook
+            | Salesforce
+            | Hubspot
+            | AwsS3
+            | AmazonKinesis
     )
 }
+
+/// Credentials for a generic HTTP endpoint: `token`/`bearerToken`/`accessToken`/`apiKey` as a
+/// bearer token, or `username` + `password` as Basic.
 
 fn http_auth(secret: Option<&Map<String, Value>>) -> HttpAuth {
     let Some(s) = secret else {
