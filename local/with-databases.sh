@@ -5,7 +5,8 @@
 #   MariaDB with TLS on PG_TEST_PORT+2 (mariadb_server.py),
 #   the caching_sha2_password look-alike on PG_TEST_PORT+3 (mysql_sha2_peer.py),
 #   the Kafka look-alike on PG_TEST_PORT+4 (SASL_PLAINTEXT), +5 (SASL_SSL), +6 (PLAINTEXT) (kafka_peer.py),
-#   the MongoDB look-alike on PG_TEST_PORT+7 (plain) and +8 (TLS) (mongo_peer.py).
+#   the MongoDB look-alike on PG_TEST_PORT+7 (plain) and +8 (TLS) (mongo_peer.py),
+#   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py).
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,14 +20,19 @@ cleanup() {
   [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
   [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
+  "$py" "$root/local/sshd_server.py" stop "$dir/sshd" || true
   "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
   "$py" "$root/local/postgres_server.py" stop "$dir/postgres" || true
 }
 trap cleanup EXIT
+# Exports the KEY=VALUE lines a server script printed (and nothing else it may have said).
+export_settings() {
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] && export "$key=$value"
+  done <<<"$1"
+}
 settings=$("$py" "$root/local/postgres_server.py" start "$dir/postgres" "$port")
-while IFS='=' read -r key value; do
-  export "$key=$value"
-done <<<"$settings"
+export_settings "$settings"
 export PROBE_EXTRA_CA_FILE="$PG_TEST_CA_FILE"
 export MYSQL_TEST_PORT=$((port + 2)) MYSQL_SHA2_TEST_PORT=$((port + 3))
 "$py" "$root/local/mariadb_server.py" start "$dir/mariadb" "$MYSQL_TEST_PORT" "$TEST_PKI_DIR" >/dev/null
@@ -35,6 +41,8 @@ peer_pid=$!
 export KAFKA_TEST_PORT=$((port + 4))
 "$py" "$root/local/kafka_peer.py" "$KAFKA_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/kafka-peer.log" &
 kafka_pid=$!
+settings=$("$py" "$root/local/sshd_server.py" start "$dir/sshd" $((port + 9)))
+export_settings "$settings"
 export MONGO_TEST_PORT=$((port + 7))
 "$py" "$root/local/mongo_peer.py" "$MONGO_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/mongo-peer.log" &
 mongo_pid=$!

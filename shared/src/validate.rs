@@ -262,6 +262,16 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
             });
             (!ok).then(|| "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512".into())
         }
+        "hostKeyFingerprint" if kind == ConnectorType::Sftp => {
+            let ok = value
+                .as_str()
+                .and_then(|s| s.trim().strip_prefix("SHA256:"))
+                .is_some_and(|b64| b64.len() == 43 && b64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
+            (!ok).then(|| "must be an OpenSSH SHA-256 fingerprint (SHA256: and 43 base64 characters)".into())
+        }
+        "path" if kind == ConnectorType::Sftp => {
+            (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
+        }
         "topic" if matches!(kind, ConnectorType::Kafka | ConnectorType::ConfluentKafka) => {
             (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
         }

@@ -865,3 +865,125 @@ async fn mongodb_logins_reach_the_depth_the_credentials_allow() {
         }
     }
 }
+
+#[tokio::test]
+async fn sftp_logins_reach_the_depth_the_credentials_allow() {
+    let port: u16 = env("SSH_TEST_PORT").parse().unwrap();
+    let fingerprint = env("SSH_TEST_FINGERPRINT");
+    let key =
+        |name: &str| std::fs::read_to_string(format!("{}/{name}", env("SSH_TEST_KEYS"))).unwrap();
+    let right = env("PG_TEST_PASSWORD");
+    let other_pin = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    // (name, path, pin, authConfig, code, depth)
+    let rows = [
+        (
+            "password",
+            "data",
+            Some(fingerprint.as_str()),
+            json!({"username": "sftpprobe", "password": right}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "ed25519",
+            "data/report.csv",
+            None,
+            json!({"username": "sftpprobe", "privateKey": key("id_ed25519")}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "ecdsa",
+            ".",
+            None,
+            json!({"username": "sftpprobe", "privateKey": key("id_ecdsa")}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "rsa-passphrase",
+            ".",
+            None,
+            json!({"username": "sftpprobe", "privateKey": key("id_rsa"), "passphrase": "key-pass"}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-password",
+            ".",
+            None,
+            json!({"username": "sftpprobe", "password": "wrong-db-password"}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "missing-path",
+            "nothing/here",
+            None,
+            json!({"username": "sftpprobe", "password": right}),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "no-access",
+            "locked/secret.txt",
+            None,
+            json!({"username": "sftpprobe", "password": right}),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "pin-mismatch",
+            ".",
+            Some(other_pin),
+            json!({"username": "sftpprobe", "password": right}),
+            "host_key_mismatch",
+            "reachable",
+        ),
+    ];
+    let tester = tester_probing_with(probe_settings()).await;
+    let t = Tenant::new("sftplogin");
+    for (name, path, pin, auth, code, depth) in rows {
+        let mut config = json!({"host": "127.0.0.1", "port": port, "path": path});
+        if let Some(p) = pin {
+            config["hostKeyFingerprint"] = json!(p);
+        }
+        let id = t
+            .create_id(json!({"name": name, "type": "sftp", "config": config, "authConfig": auth}))
+            .await;
+        let r = test_through(&tester, &t, &id).await;
+        let d = &r.body["diagnostics"];
+        assert_eq!(
+            (d["code"].as_str(), d["depth"].as_str()),
+            (Some(code), Some(depth)),
+            "{name}: {}",
+            r.raw
+        );
+        assert_eq!(
+            d["server"]["version"],
+            fingerprint.as_str(),
+            "{name}: the host key is reported"
+        );
+        for secret in [
+            right.as_str(),
+            "wrong-db-password",
+            "key-pass",
+            "PRIVATE KEY",
+        ] {
+            assert!(!r.raw.contains(secret), "{name}: leaked");
+        }
+        if name == "pin-mismatch" {
+            let steps: Vec<&str> = d["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert!(
+                !steps.contains(&"auth"),
+                "no credentials are sent to an unpinned host: {}",
+                r.raw
+            );
+        }
+    }
+}

@@ -303,11 +303,12 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
     // Every other login protocol, each sending the secret its own way: MySQL's native scramble
     // over TLS, caching_sha2's RSA exchange, Kafka's PLAIN and SCRAM, MongoDB's SCRAM.
     let port = |name: &str| -> u16 { std::env::var(name).unwrap().parse().unwrap() };
-    let (maria, sha2, kafka, mongo) = (
+    let (maria, sha2, kafka, mongo, ssh) = (
         port("MYSQL_TEST_PORT"),
         port("MYSQL_SHA2_TEST_PORT"),
         port("KAFKA_TEST_PORT"),
         port("MONGO_TEST_PORT"),
+        port("SSH_TEST_PORT"),
     );
     for body in [
         json!({"type": "mysql", "config": {"host": "127.0.0.1", "port": maria, "database": "appdb"}, "authConfig": {"username": "app", "password": pg_pass}}),
@@ -315,6 +316,7 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
         json!({"type": "kafka", "config": {"bootstrapServers": format!("127.0.0.1:{kafka}"), "securityProtocol": "SASL_PLAINTEXT"}, "authConfig": {"username": "app", "password": pg_pass}}),
         json!({"type": "kafka", "config": {"bootstrapServers": format!("127.0.0.1:{kafka}"), "securityProtocol": "SASL_PLAINTEXT", "saslMechanism": "SCRAM-SHA-512"}, "authConfig": {"username": "app", "password": pg_pass}}),
         json!({"type": "mongodb", "config": {"connectionString": format!("mongodb://127.0.0.1:{mongo}/appdb")}, "authConfig": {"username": "app", "password": pg_pass}}),
+        json!({"type": "sftp", "config": {"host": "127.0.0.1", "port": ssh}, "authConfig": {"username": "sftpprobe", "password": pg_pass}}),
     ] {
         let dry = Call::new("POST", "/api/v1/connectors/test")
             .bearer(&t.token)

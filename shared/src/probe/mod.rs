@@ -9,6 +9,7 @@ pub mod http;
 pub mod net;
 pub mod report;
 pub mod srv;
+pub mod ssh;
 pub mod ssrf;
 pub mod target;
 pub mod tcp;
@@ -269,6 +270,22 @@ impl Prober {
                     sslmode: crate::model::SslMode::of(config),
                 };
                 wire::mysql::login(stream, &login, limit, rec).await
+            }
+            Target::Tcp {
+                endpoints,
+                protocol: target::Protocol::Ssh,
+            } if user.is_some() && endpoints.len() == 1 => {
+                let (host, port) = &endpoints[0];
+                let stream = self.guarded_connect(host, *port, rec).await?;
+                let login = ssh::Login {
+                    user: user.unwrap_or_default(),
+                    password: secret.and_then(|s| text(s, "password")),
+                    private_key: secret.and_then(|s| text(s, "privateKey")),
+                    passphrase: secret.and_then(|s| text(s, "passphrase")),
+                    path: text(config, "path").unwrap_or("."),
+                    pinned: text(config, "hostKeyFingerprint"),
+                };
+                ssh::login(stream, &login, limit, rec).await
             }
             Target::Tcp {
                 endpoints,

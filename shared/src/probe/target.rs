@@ -100,6 +100,7 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
         Postgresql
             | Redshift
             | Mysql
+            | Sftp
             | Mongodb
             | Kafka
             | ConfluentKafka
@@ -114,7 +115,6 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
 
 /// Credentials for a generic HTTP endpoint: `token`/`bearerToken`/`accessToken`/`apiKey` as a
 /// bearer token, or `username` + `password` as Basic.
-
 fn http_auth(secret: Option<&Map<String, Value>>) -> HttpAuth {
     let Some(s) = secret else {
         return HttpAuth::None;

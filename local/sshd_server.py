@@ -1,0 +1,103 @@
+"""A real, throwaway OpenSSH server (Debian's `openssh-server`, installed by .ci/run) on 127.0.0.1
+for the SFTP login probes. sshd checks passwords and runs privilege separation as root, so this
+needs root (CI and the developers' machines run as root); it says so otherwise.
+
+What it sets up:
+  user      sftpprobe, password probe-pass-1, home DIR/home with data/ (readable) and
+            locked/ (mode 000, so a stat inside it is permission denied)
+  keys      client keys in DIR/keys: ed25519 and ecdsa without passphrase, rsa with the
+            passphrase key-pass; all three authorized; the host key is ed25519
+  sftp      the internal-sftp subsystem
+
+Usage: sshd_server.py start DIR PORT   (prints SSH_TEST_PORT, SSH_TEST_FINGERPRINT, SSH_TEST_KEYS)
+       sshd_server.py stop DIR
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+USER, PASSWORD = "sftpprobe", "probe-pass-1"
+SSHD = "/usr/sbin/sshd"
+
+
+def keygen(path: Path, kind: str, passphrase: str = "", bits: list[str] | None = None) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, *(bits or []), "-N", passphrase, "-C", f"{kind}@connectors-api-tests", "-f", str(path)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def start(base: Path, port: int) -> None:
+    if not Path(SSHD).exists() or not shutil.which("ssh-keygen"):
+        sys.exit("OpenSSH is missing (/usr/sbin/sshd, ssh-keygen): install it with `apt-get install openssh-server` (.ci/run does, as root)")
+    if os.getuid() != 0:
+        sys.exit("sshd_server.py needs root: sshd checks passwords and separates privileges as root")
+    if base.exists():
+        stop(base)
+        shutil.rmtree(base)
+    home, keys = base / "home", base / "keys"
+    for d in (home / "data", home / "locked", keys):
+        d.mkdir(parents=True)
+    (home / "data" / "report.csv").write_text("a,b\n")
+    (home / "locked" / "secret.txt").write_text("x\n")
+    try:
+        pwd.getpwnam(USER)
+        subprocess.run(["usermod", "-d", str(home), USER], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "-d", str(home), "-s", "/usr/sbin/nologin", USER], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+    entry = pwd.getpwnam(USER)
+    for p in [home, *home.rglob("*")]:
+        os.chown(p, entry.pw_uid, entry.pw_gid)
+    os.chmod(home / "locked", 0)
+    keygen(base / "host_ed25519", "ed25519")
+    keygen(keys / "id_ed25519", "ed25519")
+    keygen(keys / "id_ecdsa", "ecdsa", bits=["-b", "256"])
+    keygen(keys / "id_rsa", "rsa", "key-pass", bits=["-b", "2048"])
+    authorized = "".join((keys / f"id_{k}.pub").read_text() for k in ("ed25519", "ecdsa", "rsa"))
+    (base / "authorized_keys").write_text(authorized)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+        f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {USER}\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 50:30:100\n"
+    )
+    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
+    subprocess.Popen([SSHD, "-f", str(config), "-E", str(base / "sshd.log")], start_new_session=True).wait()
+    for _ in range(100):
+        if (base / "sshd.pid").exists():
+            break
+        time.sleep(0.05)
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(base / "host_ed25519.pub")],
+                                 check=True, capture_output=True, text=True).stdout.split()[1]
+    print(f"SSH_TEST_PORT={port}")
+    print(f"SSH_TEST_FINGERPRINT={fingerprint}")
+    print(f"SSH_TEST_KEYS={keys}")
+
+
+def stop(base: Path) -> None:
+    pid_file = base / "sshd.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 15)
+        except (ValueError, ProcessLookupError):
+            pass
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "start":
+        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
+        stop(Path(sys.argv[2]).resolve())
+    else:
+        sys.exit(__doc__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
