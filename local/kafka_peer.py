@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 
+from peer_io import recv_exact, serve
 from scramp import ScramException, ScramMechanism
 
 USERS = {"app": "probe-pass-1"}
@@ -48,21 +49,12 @@ class Broker(socketserver.BaseRequestHandler):
         self.scram = None
         self.authenticated = not self.sasl
 
-    def exact(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.request.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
-
     def handle(self):
         try:
             while True:
-                size = struct.unpack(">i", self.exact(4))[0]
+                size = struct.unpack(">i", recv_exact(self.request, 4))[0]
                 assert 0 < size < 1 << 20, size
-                msg = self.exact(size)
+                msg = recv_exact(self.request, size)
                 key, version, correlation, id_len = struct.unpack(">hhih", msg[:10])
                 assert id_len > 0, "client id must not be null"
                 body = msg[10 + id_len :]
@@ -139,24 +131,13 @@ class Broker(socketserver.BaseRequestHandler):
             return self.failed(f"Authentication failed during authentication due to invalid credentials with SASL mechanism {self.mechanism}")
 
 
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
-def listener(port, sasl, context=None):
-    handler = type("Handler", (Broker,), {"sasl": sasl, "port": port})
-    server = Server(("127.0.0.1", port), handler)
-    if context:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def listener(port, sasl, pki=None):
+    serve(port, type("Handler", (Broker,), {"sasl": sasl, "port": port}), pki)
 
 
 if __name__ == "__main__":
     base, pki = int(sys.argv[1]), sys.argv[2]
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(f"{pki}/localhost.crt", f"{pki}/localhost.key")
     listener(base, True)
-    listener(base + 1, True, context)
+    listener(base + 1, True, pki)
     listener(base + 2, False)
     threading.Event().wait()

@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 
+from peer_io import recv_exact, serve
 from scramp import ScramException, ScramMechanism
 
 PASSWORD = "probe-pass-1"
@@ -107,22 +108,13 @@ class Mongod(socketserver.BaseRequestHandler):
         self.user = None
         self.conversations = {}
 
-    def exact(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.request.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
-
     def handle(self):
         try:
             while True:
-                head = self.exact(16)
+                head = recv_exact(self.request, 16)
                 length, request_id, _, opcode = struct.unpack("<iiii", head)
                 assert opcode == 2013, f"OP_MSG only, got {opcode}"
-                msg = self.exact(length - 16)
+                msg = recv_exact(self.request, length - 16)
                 flags = struct.unpack("<I", msg[:4])[0]
                 assert flags == 0 and msg[4] == 0, "flag bits 0 and one body section"
                 reply = self.run(decode(msg[5:]))
@@ -185,22 +177,8 @@ class Mongod(socketserver.BaseRequestHandler):
         return self.error(59, "CommandNotFound", f"no such command: '{name}'")
 
 
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
-def listener(port, context=None):
-    server = Server(("127.0.0.1", port), Mongod)
-    if context:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-
 if __name__ == "__main__":
     base, pki = int(sys.argv[1]), sys.argv[2]
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(f"{pki}/localhost.crt", f"{pki}/localhost.key")
-    listener(base)
-    listener(base + 1, context)
+    serve(base, Mongod)
+    serve(base + 1, Mongod, pki)
     threading.Event().wait()

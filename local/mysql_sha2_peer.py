@@ -23,6 +23,7 @@ import threading
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from peer_io import recv_exact, serve
 
 USER, PASSWORD, DATABASE = b"sha2user", b"probe-pass-1", b"appdb"
 STORED = hashlib.sha256(hashlib.sha256(PASSWORD).digest()).digest()
@@ -47,18 +48,9 @@ class Conversation(socketserver.BaseRequestHandler):
         self.request.sendall(struct.pack("<I", len(payload))[:3] + bytes([seq & 0xFF]) + payload)
 
     def read(self) -> tuple[int, bytes]:
-        head = self.exact(4)
+        head = recv_exact(self.request, 4)
         length = head[0] | head[1] << 8 | head[2] << 16
-        return head[3], self.exact(length)
-
-    def exact(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.request.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
+        return head[3], recv_exact(self.request, length)
 
     def error(self, seq: int, code: int, text: str) -> None:
         self.send(seq, b"\xff" + struct.pack("<H", code) + b"#28000" + text.encode())
@@ -118,10 +110,5 @@ class Conversation(socketserver.BaseRequestHandler):
         assert p == b"\x01", f"expected COM_QUIT, got {p!r}"
 
 
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 if __name__ == "__main__":
-    Server(("127.0.0.1", int(sys.argv[1])), Conversation).serve_forever()
+    serve(int(sys.argv[1]), Conversation, background=False)

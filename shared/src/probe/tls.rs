@@ -8,7 +8,8 @@
 //! Verification follows libpq's `sslmode`: `Encrypt` (prefer, require) checks nothing,
 //! `Chain` (verify-ca) the chain only, `Full` (verify-full) the chain and the host name.
 
-use super::report::{Failure, ProbeCode, TlsReason, TlsReport};
+use super::report::{Failure, ProbeCode, Recorder, StepName, TlsReason, TlsReport};
+use crate::model::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
@@ -16,7 +17,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -29,6 +30,15 @@ pub enum Verify {
     Chain,
     /// The chain and the host name (verify-full).
     Full,
+}
+
+/// The verification libpq's `sslmode` asks for (MySQL's spellings map to the same modes).
+pub fn verify_for(mode: SslMode) -> Verify {
+    match mode {
+        SslMode::VerifyFull => Verify::Full,
+        SslMode::VerifyCa => Verify::Chain,
+        _ => Verify::Encrypt,
+    }
 }
 
 /// A handshake failure: the probe failure and the report that goes with it.
@@ -319,6 +329,37 @@ pub async fn connect(
         .map(|v| v.replace('_', "."));
     let report = report_of(taken().as_deref(), version, None);
     Ok((tls, report))
+}
+
+/// The TLS handshake of a wire protocol, recorded: the `tls` step (timed from `started`, which may
+/// include the protocol's own request to start TLS), the report, an expiring certificate's warning.
+pub async fn handshake(
+    stream: TcpStream,
+    host: &str,
+    verify: Verify,
+    limit: Duration,
+    started: Instant,
+    rec: &mut Recorder,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let result = connect(stream, host, verify, limit).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok((tls, report)) => {
+            let detail = format!(
+                "{} ({verify:?})",
+                report.version.as_deref().unwrap_or("TLS")
+            );
+            let warning = expiry_warning(&report);
+            rec.tls(report, warning);
+            rec.record(StepName::Tls, true, ms, detail);
+            Ok(tls)
+        }
+        Err((failure, report)) => {
+            rec.tls(report, None);
+            rec.record(StepName::Tls, false, ms, failure.message.clone());
+            Err(failure)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -162,31 +162,9 @@ pub async fn login(
     if !settings.tls {
         return session(&mut { stream }, settings, user, password, limit, rec).await;
     }
-    let started = Instant::now();
-    match tls::connect(stream, host, Verify::Full, limit).await {
-        Ok((mut tls_stream, report)) => {
-            let version = report.version.clone().unwrap_or_default();
-            let warning = tls::expiry_warning(&report);
-            rec.tls(report, warning);
-            rec.record(
-                StepName::Tls,
-                true,
-                started.elapsed().as_millis() as u64,
-                version,
-            );
-            session(&mut tls_stream, settings, user, password, limit, rec).await
-        }
-        Err((failure, report)) => {
-            rec.tls(report, None);
-            rec.record(
-                StepName::Tls,
-                false,
-                started.elapsed().as_millis() as u64,
-                failure.message.clone(),
-            );
-            Err(failure)
-        }
-    }
+    let mut tls_stream =
+        tls::handshake(stream, host, Verify::Full, limit, Instant::now(), rec).await?;
+    session(&mut tls_stream, settings, user, password, limit, rec).await
 }
 
 async fn session<S: Io + ?Sized>(

@@ -7,7 +7,7 @@
 use super::{receive, send, Io};
 use crate::model::SslMode;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
-use crate::probe::tls::{self, Verify};
+use crate::probe::tls;
 use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
@@ -273,36 +273,20 @@ pub async fn login(
         (_, true) => {
             let started = Instant::now();
             send(&mut stream, &packet(1, &head(client_flags(true))), limit).await?;
-            let verify = match login.sslmode {
-                SslMode::VerifyFull => Verify::Full,
-                SslMode::VerifyCa => Verify::Chain,
-                _ => Verify::Encrypt,
-            };
-            let ms = || started.elapsed().as_millis() as u64;
-            match tls::connect(stream, login.host, verify, limit).await {
-                Ok((mut tls_stream, report)) => {
-                    let version = report.version.clone().unwrap_or_default();
-                    let warning = tls::expiry_warning(&report);
-                    rec.tls(report, warning);
-                    rec.record(StepName::Tls, true, ms(), version);
-                    authenticate(
-                        &mut tls_stream,
-                        BytesMut::new(),
-                        &greeting,
-                        login,
-                        true,
-                        2,
-                        limit,
-                        rec,
-                    )
-                    .await
-                }
-                Err((failure, report)) => {
-                    rec.tls(report, None);
-                    rec.record(StepName::Tls, false, ms(), failure.message.clone());
-                    Err(failure)
-                }
-            }
+            let verify = tls::verify_for(login.sslmode);
+            let mut tls_stream =
+                tls::handshake(stream, login.host, verify, limit, started, rec).await?;
+            authenticate(
+                &mut tls_stream,
+                BytesMut::new(),
+                &greeting,
+                login,
+                true,
+                2,
+                limit,
+                rec,
+            )
+            .await
         }
         (SslMode::Prefer, false) => {
             rec.warn("the server offers no TLS: the connection to MySQL is not encrypted");

@@ -9,7 +9,7 @@
 use super::{receive, send, Io};
 use crate::model::SslMode;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
-use crate::probe::tls::{self, Verify};
+use crate::probe::tls;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
@@ -35,14 +35,6 @@ enum Offer {
     Plain,
 }
 
-fn verify_for(mode: SslMode) -> Verify {
-    match mode {
-        SslMode::VerifyFull => Verify::Full,
-        SslMode::VerifyCa => Verify::Chain,
-        _ => Verify::Encrypt,
-    }
-}
-
 /// Logs in on a connected (guarded) socket; `limit` bounds each exchange.
 pub async fn login(
     mut stream: TcpStream,
@@ -60,28 +52,10 @@ pub async fn login(
     rec.reached(Depth::Reachable);
     match offer {
         Offer::Tls => {
-            let handshake =
-                tls::connect(stream, login.host, verify_for(login.sslmode), limit).await;
-            let ms = started.elapsed().as_millis() as u64;
-            match handshake {
-                Ok((mut tls, report)) => {
-                    let version = report.version.clone().unwrap_or_default();
-                    let warning = tls::expiry_warning(&report);
-                    rec.tls(report, warning);
-                    rec.record(
-                        StepName::Tls,
-                        true,
-                        ms,
-                        format!("{version} ({:?})", login.sslmode),
-                    );
-                    session(&mut tls, login, true, limit, rec).await
-                }
-                Err((failure, report)) => {
-                    rec.tls(report, None);
-                    rec.record(StepName::Tls, false, ms, failure.message.clone());
-                    Err(failure)
-                }
-            }
+            let verify = tls::verify_for(login.sslmode);
+            let mut tls_stream =
+                tls::handshake(stream, login.host, verify, limit, started, rec).await?;
+            session(&mut tls_stream, login, true, limit, rec).await
         }
         Offer::Plain if matches!(login.sslmode, SslMode::Prefer) => {
             rec.warn("the server offers no TLS: the connection to PostgreSQL is not encrypted");
