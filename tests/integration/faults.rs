@@ -336,6 +336,27 @@ async fn a_connection_cut_inside_a_transaction_leaves_no_partial_items() {
     );
 }
 
+#[tokio::test]
+async fn a_delete_whose_answer_was_cut_is_still_a_204() {
+    // The delete transaction runs, its answer is cut; the SDK's retry finds nothing to delete.
+    let t = Tenant::new("cutdelete");
+    let id = t.create_id(postgres("gone")).await;
+    let p = proxy("TransactWriteItems", Fault::CutBeforeAnswer).await;
+    let (store, _) = through(&p).await;
+    let st = stack().await;
+    let call = Call::new("DELETE", "/api/v1/connectors")
+        .query("id", &id)
+        .bearer(&t.token);
+    let r = Reply::from(
+        shared::handlers::delete::handle(&store, Some(&st.verifier), request(call)).await,
+    );
+    assert_eq!(r.status, 204, "{}", r.raw);
+    assert_eq!(assert_consistent(&t.id).await, 0);
+    assert_eq!(t.get(&id).await.status, 404);
+    // Nothing there from the start is still a 404.
+    assert_eq!(t.delete(&id).await.status, 404);
+}
+
 /// The `Timeout:` and `PROBE_TIMEOUT_MS` of the test function in template.yaml.
 fn test_function_limits() -> (u64, u64) {
     let template =
