@@ -21,7 +21,7 @@ help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
 	@echo "make -s token TENANT=acme ROLE=admin   print a bearer token the local stack accepts (TENANTS=a,b for several)"
 	@echo "make fake-postgres              a Postgres look-alike on 127.0.0.1:15432 (with make local PROBE_ALLOW_CIDRS=127.0.0.1)"
-	@echo "make postgres                   a real PostgreSQL on 127.0.0.1:15443 (TLS) and :15444 to test logins against"
+	@echo "make postgres                   a real PostgreSQL on 127.0.0.1:15463 (TLS) and :15464 to test logins against"
 	@echo "make test                       formatting, clippy, unit, integration, contract, replay and fuzz (what CI runs)"
 	@echo "make bench                      cold start, memory, latency, AWS round trips, sizes, sweep rate (bench/results.json)"
 	@echo "make bench-check                compare bench/results.json with bench/budgets.json; fails on a missed budget"
@@ -51,7 +51,7 @@ fake-postgres:
 # users app / md5user / clearuser / trustuser / nogrant, databases appdb / lockeddb; Ctrl-C stops it.
 # (and MariaDB on the port +2, the caching_sha2 look-alike on +3; see local/with-databases.sh).
 # Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/db-test-$(PG_PORT)/postgres/pki/ca.pem
-PG_PORT ?= 15443
+PG_PORT ?= 15463
 postgres: venv
 	PG_TEST_PORT=$(PG_PORT) local/with-databases.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; MariaDB on :$$MYSQL_TEST_PORT (user app, database appdb); caching_sha2 look-alike on :$$MYSQL_SHA2_TEST_PORT (user sha2user); CA $$PG_TEST_CA_FILE. Ctrl-C stops them."; sleep infinity' || true
 

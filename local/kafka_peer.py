@@ -131,13 +131,16 @@ class Broker(socketserver.BaseRequestHandler):
             return self.failed(f"Authentication failed during authentication due to invalid credentials with SASL mechanism {self.mechanism}")
 
 
-def listener(port, sasl, pki=None):
-    serve(port, type("Handler", (Broker,), {"sasl": sasl, "port": port}), pki)
+def listener(port, sasl, pki=None, cert="localhost"):
+    serve(port, type("Handler", (Broker,), {"sasl": sasl, "port": port}), pki, cert=cert)
 
 
 if __name__ == "__main__":
+    # BASE PKI [EXPIRED_PORT UNKNOWNCA_PORT]: SASL_SSL listeners presenting bad certificates.
     base, pki = int(sys.argv[1]), sys.argv[2]
     listener(base, True)
     listener(base + 1, True, pki)
     listener(base + 2, False)
+    for port, cert in zip(sys.argv[3:5], ("expired", "unknownca")):
+        listener(int(port), True, pki, cert)
     threading.Event().wait()

@@ -7,9 +7,11 @@ It runs as the system user `mysql` (the package creates it) with TLS from the te
             nogrant (no grant at all)
   databases appdb
 
+And two servers that only present a bad certificate: expired (PORT+10), from an unknown CA (PORT+11).
+
 MariaDB has no caching_sha2_password: that plugin is tested against local/mysql_sha2_peer.py.
 
-Usage: mariadb_server.py start DIR PORT PKI_DIR   (prints MYSQL_TEST_PORT=…)
+Usage: mariadb_server.py start DIR PORT PKI_DIR   (prints MYSQL_*TEST_PORT=… lines)
        mariadb_server.py stop DIR
 """
 
@@ -54,24 +56,19 @@ def chown_all(base: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def start(base: Path, port: int, pki: Path) -> None:
-    mariadbd, install_db, client = binaries()
-    if base.exists():
-        stop(base)
-        shutil.rmtree(base)
-    data = base / "data"
-    data.mkdir(parents=True)
-    shutil.copy(pki / "localhost.crt", base / "server.crt")
-    shutil.copy(pki / "localhost.key", base / "server.key")
+# Servers that only present a bad certificate (the TLS handshake fails before any login), on
+# copies of the freshly installed data directory: (directory, port offset, certificate stem).
+BAD_CERTS = (("expired", 10, "expired"), ("unknownca", 11, "unknownca"))
+
+
+def launch(base: Path, data: Path, port: int, pki: Path, cert: str) -> Path:
+    """Starts mariadbd on `data` presenting `cert`; returns its socket once it answers."""
+    mariadbd, _, client = binaries()
+    shutil.copy(pki / f"{cert}.crt", base / "server.crt")
+    shutil.copy(pki / f"{cert}.key", base / "server.key")
     shutil.copy(pki / "ca.pem", base / "ca.pem")
     chown_all(base)
     user = ["--user=" + RUN_AS] if os.getuid() == 0 else []
-    subprocess.run(
-        [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-         "--skip-test-db", *user],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    chown_all(base)
     socket = base / "mysqld.sock"
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(
@@ -87,15 +84,43 @@ def start(base: Path, port: int, pki: Path) -> None:
         ready = subprocess.run([client, f"--socket={socket}", "-u", "root", "-e", "SELECT 1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if ready.returncode == 0:
-            break
+            return socket
         time.sleep(0.1)
-    else:
-        sys.exit(f"mariadbd did not start within 30 s: {(base / 'server.log').read_text()[-2000:]}")
+    sys.exit(f"mariadbd did not start within 30 s: {(base / 'server.log').read_text()[-2000:]}")
+
+
+def start(base: Path, port: int, pki: Path) -> None:
+    _, install_db, client = binaries()
+    if base.exists():
+        stop(base)
+        shutil.rmtree(base)
+    data = base / "data"
+    data.mkdir(parents=True)
+    chown_all(base)
+    user = ["--user=" + RUN_AS] if os.getuid() == 0 else []
+    subprocess.run(
+        [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+         "--skip-test-db", *user],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for name, _, _ in BAD_CERTS:
+        shutil.copytree(data, base / name / "data", symlinks=True)
+    socket = launch(base, data, port, pki, "localhost")
     subprocess.run([client, f"--socket={socket}", "-u", "root"], input=SETUP_SQL, text=True, check=True)
+    for name, offset, cert in BAD_CERTS:
+        launch(base / name, base / name / "data", port + offset, pki, cert)
     print(f"MYSQL_TEST_PORT={port}")
+    print(f"MYSQL_EXPIRED_TEST_PORT={port + 10}")
+    print(f"MYSQL_UNKNOWNCA_TEST_PORT={port + 11}")
 
 
 def stop(base: Path) -> None:
+    for name, _, _ in BAD_CERTS:
+        stop_one(base / name)
+    stop_one(base)
+
+
+def stop_one(base: Path) -> None:
     pid_file = base / "mysqld.pid"
     if not pid_file.exists():
         return

@@ -181,4 +181,7 @@ if __name__ == "__main__":
     base, pki = int(sys.argv[1]), sys.argv[2]
     serve(base, Mongod)
     serve(base + 1, Mongod, pki)
+    # [EXPIRED_PORT UNKNOWNCA_PORT]: TLS listeners presenting bad certificates.
+    for port, cert in zip(sys.argv[3:5], ("expired", "unknownca")):
+        serve(int(port), Mongod, pki, cert=cert)
     threading.Event().wait()

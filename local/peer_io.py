@@ -22,12 +22,13 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
-def serve(port: int, handler, pki: str | None = None, background: bool = True):
-    """Serves `handler` on 127.0.0.1:port, with TLS (certificate `localhost`) when `pki` is given."""
+def serve(port: int, handler, pki: str | None = None, background: bool = True, cert: str = "localhost"):
+    """Serves `handler` on 127.0.0.1:port, with TLS when `pki` is given, presenting the certificate
+    `cert` (a stem of test_pki.py: `localhost`, or `expired` / `unknownca` for the failure cases)."""
     server = Server(("127.0.0.1", port), handler)
     if pki:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(f"{pki}/localhost.crt", f"{pki}/localhost.key")
+        context.load_cert_chain(f"{pki}/{cert}.crt", f"{pki}/{cert}.key")
         server.socket = context.wrap_socket(server.socket, server_side=True)
     if background:
         threading.Thread(target=server.serve_forever, daemon=True).start()

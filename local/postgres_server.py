@@ -13,7 +13,9 @@ What it sets up, so every login path has a row to test:
             (no IP address), signed by the test CA (`pki/ca.pem`, for PROBE_EXTRA_CA_FILE), so
             127.0.0.1 under verify-full is a hostname mismatch.
 
-Usage: postgres_server.py start DIR PORT    (TLS on PORT, none on PORT+1; prints PG_TEST_* KEY=VALUE lines)
+  bad TLS   clusters presenting the PKI's expired certificate (PORT+10) and one signed by an
+            unknown CA (PORT+11), for the tls_failed reasons
+Usage: postgres_server.py start DIR PORT    (TLS on PORT, none on PORT+1; prints PG_*TEST_* KEY=VALUE lines)
        postgres_server.py stop DIR
 """
 
@@ -92,14 +94,15 @@ GRANT CONNECT ON DATABASE lockeddb TO app;
 """
 
 
-def cluster(base: Path, port: int, pki: Path | None) -> None:
-    """initdb, configure, start and fill one cluster under `base` (with TLS from `pki`)."""
+def cluster(base: Path, port: int, pki: Path | None, cert: str = "localhost", fill: bool = True) -> None:
+    """initdb, configure, start and (when `fill`) fill one cluster under `base`, with TLS from `pki`
+    presenting the certificate `cert` (a stem of test_pki.py)."""
     bin_dir = install_dir() / "bin"
     data = base / "data"
     base.mkdir(parents=True)
     if pki:
-        shutil.copy(pki / "localhost.crt", base / "server.crt")
-        shutil.copy(pki / "localhost.key", base / "server.key")
+        shutil.copy(pki / f"{cert}.crt", base / "server.crt")
+        shutil.copy(pki / f"{cert}.key", base / "server.key")
     ensure_user(data)
     drop = as_server_user()
     subprocess.run(
@@ -120,6 +123,8 @@ def cluster(base: Path, port: int, pki: Path | None) -> None:
         [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "start"],
         check=True, preexec_fn=drop, stdout=subprocess.DEVNULL,
     )
+    if not fill:
+        return
     # One statement at a time (CREATE DATABASE cannot run inside the transaction of a -c list).
     subprocess.run(
         [str(bin_dir / "psql"), "-h", str(base), "-p", str(port), "-U", "postgres", "-d", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
@@ -127,8 +132,14 @@ def cluster(base: Path, port: int, pki: Path | None) -> None:
     )
 
 
+# Clusters that only present a bad certificate (the TLS handshake fails before any login):
+# (directory, port offset, certificate stem).
+BAD_CERTS = (("expired", 10, "expired"), ("unknownca", 11, "unknownca"))
+
+
 def start(base: Path, port: int) -> None:
-    """Two clusters: with TLS on `port`, and without on `port + 1` (cleartext-without-TLS cases)."""
+    """Clusters: with TLS on `port`, without on `port + 1` (cleartext-without-TLS cases), and with
+    an expired certificate on `port + 10` and one from an unknown CA on `port + 11`."""
     if base.exists():
         stop(base)
         shutil.rmtree(base)
@@ -136,15 +147,20 @@ def start(base: Path, port: int) -> None:
     test_pki.write(pki)
     cluster(base / "tls", port, pki)
     cluster(base / "plain", port + 1, None)
+    for name, offset, cert in BAD_CERTS:
+        cluster(base / name, port + offset, pki, cert, fill=False)
     print(f"PG_TEST_PORT={port}")
     print(f"PG_TEST_PLAIN_PORT={port + 1}")
+    print(f"PG_EXPIRED_TEST_PORT={port + 10}")
+    print(f"PG_UNKNOWNCA_TEST_PORT={port + 11}")
     print(f"PG_TEST_PASSWORD={PASSWORD}")
     print(f"TEST_PKI_DIR={pki}")
     print(f"PG_TEST_CA_FILE={pki / 'ca.pem'}")
 
 
 def stop(base: Path) -> None:
-    for data in (base / "tls" / "data", base / "plain" / "data"):
+    for name in ("tls", "plain", *(b[0] for b in BAD_CERTS)):
+        data = base / name / "data"
         if (data / "postmaster.pid").exists():
             subprocess.run(
                 [str(install_dir() / "bin" / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

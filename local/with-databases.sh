@@ -6,7 +6,9 @@
 #   the caching_sha2_password look-alike on PG_TEST_PORT+3 (mysql_sha2_peer.py),
 #   the Kafka look-alike on PG_TEST_PORT+4 (SASL_PLAINTEXT), +5 (SASL_SSL), +6 (PLAINTEXT) (kafka_peer.py),
 #   the MongoDB look-alike on PG_TEST_PORT+7 (plain) and +8 (TLS) (mongo_peer.py),
-#   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py).
+#   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py),
+#   and for the tls_failed reasons, servers presenting an expired certificate / one from an unknown
+#   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17.
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,19 +37,24 @@ settings=$("$py" "$root/local/postgres_server.py" start "$dir/postgres" "$port")
 export_settings "$settings"
 export PROBE_EXTRA_CA_FILE="$PG_TEST_CA_FILE"
 export MYSQL_TEST_PORT=$((port + 2)) MYSQL_SHA2_TEST_PORT=$((port + 3))
-"$py" "$root/local/mariadb_server.py" start "$dir/mariadb" "$MYSQL_TEST_PORT" "$TEST_PKI_DIR" >/dev/null
+# MariaDB's bad-certificate servers land on MYSQL_TEST_PORT+10/+11 = PG_TEST_PORT+12/+13.
+settings=$("$py" "$root/local/mariadb_server.py" start "$dir/mariadb" "$MYSQL_TEST_PORT" "$TEST_PKI_DIR")
+export_settings "$settings"
 "$py" "$root/local/mysql_sha2_peer.py" "$MYSQL_SHA2_TEST_PORT" 2>"$dir/sha2-peer.log" &
 peer_pid=$!
 export KAFKA_TEST_PORT=$((port + 4))
-"$py" "$root/local/kafka_peer.py" "$KAFKA_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/kafka-peer.log" &
+export KAFKA_EXPIRED_TEST_PORT=$((port + 14)) KAFKA_UNKNOWNCA_TEST_PORT=$((port + 15))
+"$py" "$root/local/kafka_peer.py" "$KAFKA_TEST_PORT" "$TEST_PKI_DIR" "$KAFKA_EXPIRED_TEST_PORT" "$KAFKA_UNKNOWNCA_TEST_PORT" 2>"$dir/kafka-peer.log" &
 kafka_pid=$!
 settings=$("$py" "$root/local/sshd_server.py" start "$dir/sshd" $((port + 9)))
 export_settings "$settings"
 export MONGO_TEST_PORT=$((port + 7))
-"$py" "$root/local/mongo_peer.py" "$MONGO_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/mongo-peer.log" &
+export MONGO_EXPIRED_TEST_PORT=$((port + 16)) MONGO_UNKNOWNCA_TEST_PORT=$((port + 17))
+"$py" "$root/local/mongo_peer.py" "$MONGO_TEST_PORT" "$TEST_PKI_DIR" "$MONGO_EXPIRED_TEST_PORT" "$MONGO_UNKNOWNCA_TEST_PORT" 2>"$dir/mongo-peer.log" &
 mongo_pid=$!
 # The look-alikes listen within a moment; wait until they accept.
-for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)); do
+for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$KAFKA_UNKNOWNCA_TEST_PORT" \
+  "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)) "$MONGO_UNKNOWNCA_TEST_PORT"; do
   for _ in $(seq 1 50); do
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $p)))" && break
     sleep 0.1
