@@ -20,6 +20,7 @@ async fn https_probes_report_the_certificate_and_why_it_was_refused() {
         ("future", "tls_failed", Some("not_yet_valid")),
         ("wrongname", "tls_failed", Some("hostname_mismatch")),
         ("unknownca", "tls_failed", Some("unknown_issuer")),
+        ("selfsigned", "tls_failed", Some("self_signed")),
     ] {
         let addr = tls_http(stem).await;
         let id = t
@@ -31,6 +32,8 @@ async fn https_probes_report_the_certificate_and_why_it_was_refused() {
         assert_eq!(d["tls"]["reason"].as_str(), reason, "{stem}: {}", r.raw);
         if code == "ok" {
             assert_eq!(d["tls"]["subject"], "CN=localhost", "{stem}: {}", r.raw);
+            let version = d["tls"]["version"].as_str().unwrap_or_default();
+            assert!(version.starts_with("TLSv1."), "{stem}: {}", r.raw);
             assert_eq!(d["tls"]["issuer"], "CN=connectors-api test CA");
             assert!(d["tls"]["notAfter"].as_str().unwrap().ends_with('Z'));
             let days = d["tls"]["daysLeft"].as_i64().unwrap();

@@ -135,7 +135,7 @@ impl HttpProbe<'_> {
         }
         let ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok((status, location, certificate)) => {
+            Ok((status, location, (certificate, version))) => {
                 let detail = match &location {
                     Some(loc) if status.is_redirection() => {
                         format!("HTTP {} redirect to {loc}", status.as_u16())
@@ -155,7 +155,7 @@ impl HttpProbe<'_> {
                         0,
                         "TLS handshake and certificate verified (timed with the request)",
                     );
-                    let report = tls::report_of(certificate.as_deref(), None, None);
+                    let report = tls::report_of(certificate.as_deref(), version, None);
                     let warning = tls::expiry_warning(&report);
                     rec.tls(report, warning);
                 }
@@ -179,7 +179,7 @@ impl HttpProbe<'_> {
         method: Method,
         url: &Url,
         auth: &HttpAuth,
-    ) -> Result<(StatusCode, Option<String>, Option<Vec<u8>>), (Failure, Option<TlsReason>)> {
+    ) -> Result<(StatusCode, Option<String>, Handshake), (Failure, Option<TlsReason>)> {
         let mut req = self.client.request(method, url.clone());
         req = match auth {
             HttpAuth::None => req,
@@ -195,13 +195,30 @@ impl HttpProbe<'_> {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let certificate = resp
-            .extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|i| i.peer_certificate())
-            .map(<[u8]>::to_vec);
-        Ok((resp.status(), location, certificate))
+        let info = resp.extensions().get::<reqwest::tls::TlsInfo>();
+        let handshake = (
+            info.and_then(|i| i.peer_certificate()).map(<[u8]>::to_vec),
+            info.and_then(|i| i.version()).and_then(version_name),
+        );
+        Ok((resp.status(), location, handshake))
     }
+}
+
+/// What the TLS handshake of an HTTPS answer showed: the server's certificate (DER) and the
+/// protocol version.
+type Handshake = (Option<Vec<u8>>, Option<String>);
+
+/// The version as the wire probes name it (rustls' spelling: `TLSv1.3`).
+fn version_name(v: reqwest::tls::Version) -> Option<String> {
+    use reqwest::tls::Version;
+    let name = match v {
+        Version::TLS_1_3 => "TLSv1.3",
+        Version::TLS_1_2 => "TLSv1.2",
+        Version::TLS_1_1 => "TLSv1.1",
+        Version::TLS_1_0 => "TLSv1.0",
+        _ => return None,
+    };
+    Some(name.to_string())
 }
 
 fn unchecked(sent_credentials: bool) -> &'static str {

@@ -73,11 +73,81 @@ fn roots() -> Result<Arc<RootCertStore>, String> {
 }
 
 /// The HTTP probes' configuration (reqwest): the same roots, verified in full, HTTP/1.1 only.
+/// One client serves every HTTP probe, so no per-handshake slot: a self-signed certificate is told
+/// apart from an unknown issuer in the error itself (`SelfSignedCertificate`).
 pub fn http_config() -> Result<ClientConfig, String> {
-    let (base, _) = base()?;
+    let (base, webpki) = base()?;
     let mut config = (*base).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(NamingSelfSigned { inner: webpki }));
     Ok(config)
+}
+
+/// The error a certificate that names itself as its issuer gets instead of `UnknownIssuer`.
+#[derive(Debug)]
+struct SelfSignedCertificate;
+
+impl std::fmt::Display for SelfSignedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("self-signed certificate")
+    }
+}
+
+impl std::error::Error for SelfSignedCertificate {}
+
+/// Full web-PKI verification whose unknown-issuer error says when the certificate is self-signed.
+#[derive(Debug)]
+struct NamingSelfSigned {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for NamingSelfSigned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self_signed(end_entity) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(SelfSignedCertificate)),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The base configuration and the web-PKI verifier.
@@ -197,6 +267,7 @@ pub fn reason_of(e: &rustls::Error) -> TlsReason {
             C::NotValidYet | C::NotValidYetContext { .. } => TlsReason::NotYetValid,
             C::NotValidForName | C::NotValidForNameContext { .. } => TlsReason::HostnameMismatch,
             C::UnknownIssuer => TlsReason::UnknownIssuer,
+            C::Other(o) if o.0.is::<SelfSignedCertificate>() => TlsReason::SelfSigned,
             _ => TlsReason::Handshake,
         },
         _ => TlsReason::Handshake,
