@@ -1043,3 +1043,29 @@ async fn bad_certificates_fail_every_tls_login_with_their_reason() {
         }
     }
 }
+
+/// `mongodb+srv://` means TLS (as the drivers do): the SRV target is logged in to over TLS, its
+/// certificate checked against the target's name.
+#[tokio::test]
+async fn mongodb_srv_logs_in_over_tls_by_default() {
+    let tls_port: u16 = env("MONGO_TEST_PORT").parse::<u16>().unwrap() + 1;
+    let mut settings = probe_settings();
+    settings.dns_server = Some(crate::listeners::srv_dns("localhost", tls_port).await);
+    let tester = tester_probing_with(settings).await;
+    let t = Tenant::new("mongosrvtls");
+    let id = t
+        .create_id(json!({"name": "atlas", "type": "mongodb",
+                          "config": {"connectionString": "mongodb+srv://cluster0.example.net/appdb"},
+                          "authConfig": {"username": "app", "password": env("PG_TEST_PASSWORD")}}))
+        .await;
+    let r = test_through(&tester, &t, &id).await;
+    let d = &r.body["diagnostics"];
+    assert_eq!(
+        (d["code"].as_str(), d["depth"].as_str()),
+        (Some("ok"), Some("authorized")),
+        "{}",
+        r.raw
+    );
+    assert_eq!(d["tls"]["subject"], "CN=localhost", "{}", r.raw);
+    assert!(step_names(d).contains(&"tls"), "{}", r.raw);
+}
