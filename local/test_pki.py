@@ -9,6 +9,8 @@ in every state a TLS probe must tell apart.
   wrongname.{crt,key}         valid, for `other.example` only
   unknownca.{crt,key}         valid, signed by a CA nobody trusts
   selfsigned.{crt,key}        valid, signed by itself
+  vendors.{crt,key}           valid, for the vendors' hosts the SaaS look-alikes stand in for
+                              (VENDOR_NAMES; the probes reach them through PROBE_RESOLVE)
 
 Usage: test_pki.py DIR   (or import and call `write(DIR)`)
 """
@@ -47,7 +49,16 @@ def _ca(cn: str, now):
     return key, cert
 
 
-def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, not_after, self_signed=False) -> None:
+# The vendors' names a look-alike answers for (local/saas_peer.py).
+VENDOR_NAMES = [
+    "api.hubapi.com",
+    "*.my.salesforce.com",
+    "*.cloud.databricks.com",
+]
+
+
+def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, not_after, self_signed=False,
+          more_names=()) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -57,7 +68,7 @@ def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, n
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (dns, *more_names)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
@@ -82,6 +93,7 @@ def write(out: Path) -> None:
     _leaf(out, "wrongname", "other.example", ca_key, ca, now - DAY, now + 365 * DAY)
     _leaf(out, "unknownca", "localhost", other_key, other, now - DAY, now + 365 * DAY)
     _leaf(out, "selfsigned", "localhost", None, None, now - DAY, now + 365 * DAY, self_signed=True)
+    _leaf(out, "vendors", "localhost", ca_key, ca, now - DAY, now + 365 * DAY, more_names=VENDOR_NAMES)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 #   the MongoDB look-alike on PG_TEST_PORT+7 (plain) and +8 (TLS) (mongo_peer.py),
 #   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py),
 #   and for the tls_failed reasons, servers presenting an expired certificate / one from an unknown
-#   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17.
+#   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17,
+#   and the HTTPS look-alikes of HubSpot, Salesforce and Databricks on +18 (saas_peer.py).
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,9 @@ dir="$root/.local/db-test-$port"
 peer_pid=
 kafka_pid=
 mongo_pid=
+saas_pid=
 cleanup() {
+  [ -n "$saas_pid" ] && kill "$saas_pid" 2>/dev/null || true
   [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
   [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
@@ -52,9 +55,12 @@ export MONGO_TEST_PORT=$((port + 7))
 export MONGO_EXPIRED_TEST_PORT=$((port + 16)) MONGO_UNKNOWNCA_TEST_PORT=$((port + 17))
 "$py" "$root/local/mongo_peer.py" "$MONGO_TEST_PORT" "$TEST_PKI_DIR" "$MONGO_EXPIRED_TEST_PORT" "$MONGO_UNKNOWNCA_TEST_PORT" 2>"$dir/mongo-peer.log" &
 mongo_pid=$!
+export SAAS_TEST_PORT=$((port + 18))
+"$py" "$root/local/saas_peer.py" "$SAAS_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/saas-peer.log" &
+saas_pid=$!
 # The look-alikes listen within a moment; wait until they accept.
 for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$KAFKA_UNKNOWNCA_TEST_PORT" \
-  "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)) "$MONGO_UNKNOWNCA_TEST_PORT"; do
+  "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)) "$MONGO_UNKNOWNCA_TEST_PORT" "$SAAS_TEST_PORT"; do
   for _ in $(seq 1 50); do
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $p)))" && break
     sleep 0.1

@@ -24,3 +24,4 @@ pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod validate;
+pub mod vendor;

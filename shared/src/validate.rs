@@ -3,6 +3,7 @@
 use crate::error::{ApiError, FieldProblem};
 use crate::ids::is_requested_id;
 use crate::model::{ConnectorType, PlainSecret, Requirement, SslMode, Status};
+use crate::vendor;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use unicode_normalization::UnicodeNormalization;
@@ -237,9 +238,16 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
             _ => Some("must be an integer from 1 to 65535".into()),
         },
         "host" => match value.as_str() {
+            // Databricks: the token goes to this host, so it must be Databricks'.
+            Some(h) if is_host(h) && vendor_bound(kind) && !vendor::is_allowed(kind, h) => {
+                Some(vendor::refusal(kind, h))
+            }
             Some(h) if is_host(h) => None,
             _ => Some("must be a hostname or an IP address (no scheme, port, path, spaces or credentials)".into()),
         },
+        "instanceUrl" if vendor_bound(kind) => value
+            .as_str()
+            .map_or(Some("must be a string".into()), |u| check_vendor_url(kind, u)),
         "url" | "instanceUrl" => value.as_str().map_or(Some("must be a string".into()), check_url),
         "bootstrapServers" => value.as_str().map_or(Some("must be a string".into()), check_servers),
         "connectionString" if kind == ConnectorType::Mongodb => match value.as_str() {
@@ -339,6 +347,24 @@ pub fn is_host(s: &str) -> bool {
             .rsplit('.')
             .next()
             .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// True for the types whose credentials go only to the vendor's own hosts.
+fn vendor_bound(kind: ConnectorType) -> bool {
+    !vendor::allowed_hosts(kind).is_empty()
+}
+
+/// An https URL on one of the vendor's hosts (the connector's credentials are sent there).
+fn check_vendor_url(kind: ConnectorType, s: &str) -> Option<String> {
+    if let Some(problem) = check_url(s) {
+        return Some(problem);
+    }
+    let url = url::Url::parse(s).ok()?;
+    let host = url.host_str().unwrap_or_default();
+    if !vendor::is_allowed(kind, host) {
+        return Some(vendor::refusal(kind, host));
+    }
+    (url.scheme() != "https").then(|| "must be an https URL (credentials are sent to it)".into())
 }
 
 fn check_url(s: &str) -> Option<String> {
@@ -641,7 +667,8 @@ mod tests {
             Sftp => json!({"host": "sftp.example.com", "port": 22}),
             RestApi | Webhook => json!({"url": "https://api.example.com/v1"}),
             AmazonKinesis => json!({"streamName": "events", "region": "eu-west-1"}),
-            Salesforce | Hubspot => json!({"instanceUrl": "https://acme.my.salesforce.com"}),
+            Salesforce => json!({"instanceUrl": "https://acme.my.salesforce.com"}),
+            Hubspot => json!({"instanceUrl": "https://api.hubapi.com"}),
         }
     }
 
@@ -942,5 +969,62 @@ mod tests {
         let mut fields = problem_fields(&e);
         fields.sort();
         assert_eq!(fields, ["bogus", "status", "type"]);
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_vendors_hosts() {
+        let create = |kind: &str, config: Value| {
+            parse_create(body(json!({"name": "n", "type": kind, "config": config})))
+        };
+        for (kind, config, field) in [
+            (
+                "salesforce",
+                json!({"instanceUrl": "https://evil.example.com"}),
+                "config.instanceUrl",
+            ),
+            (
+                "salesforce",
+                json!({"instanceUrl": "http://acme.my.salesforce.com"}),
+                "config.instanceUrl",
+            ),
+            (
+                "hubspot",
+                json!({"instanceUrl": "https://acme.my.salesforce.com"}),
+                "config.instanceUrl",
+            ),
+            (
+                "databricks",
+                json!({"host": "127.0.0.1", "httpPath": "/sql/1.0/warehouses/a"}),
+                "config.host",
+            ),
+            (
+                "databricks",
+                json!({"host": "dbc.example.com", "httpPath": "/sql/1.0/warehouses/a"}),
+                "config.host",
+            ),
+        ] {
+            let e = create(kind, config).unwrap_err();
+            assert_eq!(problem_fields(&e), [field], "{kind}");
+            assert!(
+                e.details[0]
+                    .problem
+                    .contains("credentials go only to the vendor")
+                    || e.details[0].problem.contains("https"),
+                "{:?}",
+                e.details
+            );
+        }
+        assert!(create(
+            "salesforce",
+            json!({"instanceUrl": "https://acme.lightning.force.com"})
+        )
+        .is_ok());
+        assert!(create(
+            "databricks",
+            json!({"host": "dbc-1.cloud.databricks.com", "httpPath": "/sql/1.0/warehouses/a"})
+        )
+        .is_ok());
+        // Types whose destination is the tenant's own keep any host.
+        assert!(create("rest_api", json!({"url": "https://api.example.com"})).is_ok());
     }
 }

@@ -17,6 +17,7 @@ mod logs;
 mod names;
 mod paging;
 mod probes;
+mod saas;
 mod secrets;
 mod stall;
 mod support;

@@ -92,6 +92,7 @@ pub fn probe_settings() -> ProbeSettings {
         total_timeout: Duration::from_millis(2000),
         guard: Guard::from_allow_list("127.0.0.1").unwrap(),
         dns_server: None,
+        resolve: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! HTTP probes: HEAD (GET when HEAD gets 405), redirects followed by hand, every hop through the guard.
 
-use super::net::{resolve_checked, Pins};
+use super::net::{resolve_checked, Overrides, Pins};
 use super::report::{Depth, Failure, ProbeCode, Recorder, StepName, TlsReason};
 use super::ssrf::{literal_host, Guard};
 use super::target::HttpAuth;
@@ -15,6 +15,8 @@ pub struct HttpProbe<'a> {
     pub client: &'a reqwest::Client,
     pub pins: &'a Pins,
     pub guard: &'a Guard,
+    /// `PROBE_RESOLVE` (tests and local look-alikes only).
+    pub overrides: &'a Overrides,
     pub connect_timeout: Duration,
 }
 
@@ -87,7 +89,11 @@ impl HttpProbe<'_> {
     }
 
     /// Checks the hop's destination and pins its checked addresses for the client.
-    async fn check_destination(&self, url: &Url, rec: &mut Recorder) -> Result<(), Failure> {
+    pub(super) async fn check_destination(
+        &self,
+        url: &Url,
+        rec: &mut Recorder,
+    ) -> Result<(), Failure> {
         let host = url
             .host_str()
             .ok_or_else(|| Failure::new(ProbeCode::InvalidConfig, "the URL has no host"))?;
@@ -114,7 +120,7 @@ impl HttpProbe<'_> {
         let addrs = rec
             .step(
                 StepName::Dns,
-                resolve_checked(self.guard, host, port, self.connect_timeout),
+                resolve_checked(self.guard, self.overrides, host, port, self.connect_timeout),
             )
             .await?;
         self.pins.pin(host, addrs);
@@ -195,18 +201,22 @@ impl HttpProbe<'_> {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let info = resp.extensions().get::<reqwest::tls::TlsInfo>();
-        let handshake = (
-            info.and_then(|i| i.peer_certificate()).map(<[u8]>::to_vec),
-            info.and_then(|i| i.version()).and_then(version_name),
-        );
-        Ok((resp.status(), location, handshake))
+        Ok((resp.status(), location, handshake_of(&resp)))
     }
 }
 
 /// What the TLS handshake of an HTTPS answer showed: the server's certificate (DER) and the
 /// protocol version.
-type Handshake = (Option<Vec<u8>>, Option<String>);
+pub(super) type Handshake = (Option<Vec<u8>>, Option<String>);
+
+/// The handshake an answer came over.
+pub(super) fn handshake_of(resp: &reqwest::Response) -> Handshake {
+    let info = resp.extensions().get::<reqwest::tls::TlsInfo>();
+    (
+        info.and_then(|i| i.peer_certificate()).map(<[u8]>::to_vec),
+        info.and_then(|i| i.version()).and_then(version_name),
+    )
+}
 
 /// The version as the wire probes name it (rustls' spelling: `TLSv1.3`).
 fn version_name(v: reqwest::tls::Version) -> Option<String> {
@@ -264,7 +274,7 @@ fn classify(status: StatusCode, sent_credentials: bool) -> (Result<String, Failu
 
 /// The certificate reason behind a failed request, when rustls gave one. hyper wraps it in
 /// io::Errors (two deep) whose `source()` skips it, so each is opened with `get_ref`.
-fn tls_reason(e: &reqwest::Error) -> Option<TlsReason> {
+pub(super) fn tls_reason(e: &reqwest::Error) -> Option<TlsReason> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<rustls::Error>() {
@@ -282,7 +292,7 @@ fn tls_reason(e: &reqwest::Error) -> Option<TlsReason> {
 }
 
 /// Maps a client error without its text (which may hold the URL, and so a token in a query string).
-fn transport_failure(e: &reqwest::Error) -> Failure {
+pub(super) fn transport_failure(e: &reqwest::Error) -> Failure {
     if e.is_timeout() {
         return Failure::new(ProbeCode::Timeout, "the request timed out");
     }

@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod http;
 pub mod net;
 pub mod report;
+pub mod saas;
 pub mod srv;
 pub mod ssh;
 pub mod ssrf;
@@ -32,10 +33,13 @@ pub struct ProbeSettings {
     pub guard: Guard,
     /// One name server for SRV lookups instead of the system's (`PROBE_DNS_SERVER`, ip:port).
     pub dns_server: Option<std::net::SocketAddr>,
+    /// `PROBE_RESOLVE`: fixed addresses for names (tests and local look-alikes only).
+    pub resolve: net::Overrides,
 }
 
 impl ProbeSettings {
-    /// From `PROBE_CONNECT_TIMEOUT_MS`, `PROBE_TIMEOUT_MS` and `PROBE_ALLOW_CIDRS`.
+    /// From `PROBE_CONNECT_TIMEOUT_MS`, `PROBE_TIMEOUT_MS`, `PROBE_ALLOW_CIDRS`, `PROBE_DNS_SERVER`
+    /// and `PROBE_RESOLVE`.
     pub fn from_env() -> Result<Self, String> {
         let ms = |name: &str, default: u64| -> Result<Duration, String> {
             match std::env::var(name) {
@@ -57,11 +61,14 @@ impl ProbeSettings {
             ),
             _ => None,
         };
+        let resolve = net::Overrides::parse(&std::env::var("PROBE_RESOLVE").unwrap_or_default())
+            .map_err(|e| format!("PROBE_RESOLVE: {e}"))?;
         Ok(Self {
             connect_timeout: ms("PROBE_CONNECT_TIMEOUT_MS", 3000)?,
             total_timeout: ms("PROBE_TIMEOUT_MS", 8000)?,
             guard,
             dns_server,
+            resolve,
         })
     }
 }
@@ -182,10 +189,27 @@ impl Prober {
         let addrs = rec
             .step(
                 StepName::Dns,
-                net::resolve_checked(&self.settings.guard, host, port, limit),
+                net::resolve_checked(
+                    &self.settings.guard,
+                    &self.settings.resolve,
+                    host,
+                    port,
+                    limit,
+                ),
             )
             .await?;
         rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await
+    }
+
+    /// The HTTP client behind the guard, its pins and overrides.
+    fn http_probe(&self) -> http::HttpProbe<'_> {
+        http::HttpProbe {
+            client: &self.http,
+            pins: &self.pins,
+            guard: &self.settings.guard,
+            overrides: &self.settings.resolve,
+            connect_timeout: self.settings.connect_timeout,
+        }
     }
 
     /// MongoDB: `hello`, and with credentials the SCRAM login and `listCollections`.
@@ -327,13 +351,26 @@ impl Prober {
             }
             Target::Http { url, auth } => {
                 // With credentials a 2xx/3xx is authorized; without, any answer is reachable only.
-                let probe = http::HttpProbe {
-                    client: &self.http,
-                    pins: &self.pins,
-                    guard: &self.settings.guard,
-                    connect_timeout: limit,
+                self.http_probe().run(url.clone(), auth, rec).await
+            }
+            Target::Saas => {
+                let api = saas::Api {
+                    http: self.http_probe(),
+                    kind,
                 };
-                probe.run(url.clone(), auth, rec).await
+                match kind {
+                    ConnectorType::Hubspot => saas::hubspot::login(&api, config, secret, rec).await,
+                    ConnectorType::Salesforce => {
+                        saas::salesforce::login(&api, config, secret, rec).await
+                    }
+                    ConnectorType::Databricks => {
+                        saas::databricks::login(&api, config, secret, rec).await
+                    }
+                    _ => Err(Failure::new(
+                        ProbeCode::InvalidConfig,
+                        "no login for this type",
+                    )),
+                }
             }
             Target::S3 { bucket, region } => {
                 let creds = cloud::credentials(auth_method, secret)?;

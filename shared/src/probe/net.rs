@@ -7,13 +7,64 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `PROBE_RESOLVE` (tests and local use only, never set in the template): `host:port` → the
+/// address to use instead of a lookup, like curl's `--resolve` / `--connect-to`. The address
+/// still goes through the guard.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(HashMap<(String, u16), SocketAddr>);
+
+impl Overrides {
+    /// `host:port:address[:port],…`; an IPv6 address in brackets (`[::1]:8443`).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = || format!("{entry:?} is not host:port:address[:port]");
+            let (host, rest) = entry.split_once(':').ok_or_else(bad)?;
+            let (port, to) = rest.split_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            let (ip, to_port) = match to.strip_prefix('[') {
+                Some(v6) => {
+                    let (ip, after) = v6.split_once(']').ok_or_else(bad)?;
+                    (ip, after.strip_prefix(':'))
+                }
+                None => match to.split_once(':') {
+                    Some((ip, p)) => (ip, Some(p)),
+                    None => (to, None),
+                },
+            };
+            let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+            let to_port = match to_port {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None => port,
+            };
+            map.insert(
+                (host.to_ascii_lowercase(), port),
+                SocketAddr::new(ip, to_port),
+            );
+        }
+        Ok(Self(map))
+    }
+
+    fn get(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        self.0.get(&(host, port)).copied()
+    }
+}
+
 /// Resolves `host:port` and checks every address; the caller connects only to what this returns.
 pub async fn resolve_checked(
     guard: &Guard,
+    overrides: &Overrides,
     host: &str,
     port: u16,
     timeout: Duration,
 ) -> Result<(Vec<SocketAddr>, String), Failure> {
+    if let Some(addr) = overrides.get(host, port) {
+        return check_resolved(guard, host, vec![addr]);
+    }
     let addrs: Vec<SocketAddr> = match literal_bare_host(host) {
         Some(ip) => vec![SocketAddr::new(ip, port)],
         // Both loopback addresses, narrowed to those the allow-list lets in (if it lets any in):
@@ -195,6 +246,7 @@ mod tests {
             let blocked = rt
                 .block_on(resolve_checked(
                     &Guard::default(),
+                    &Overrides::default(),
                     name,
                     80,
                     Duration::from_secs(1),
@@ -203,12 +255,24 @@ mod tests {
             assert_eq!(blocked.code, ProbeCode::DestinationBlocked, "{name}");
             let both = Guard::from_allow_list("127.0.0.0/8,::1/128").unwrap();
             let (addrs, _) = rt
-                .block_on(resolve_checked(&both, name, 80, Duration::from_secs(1)))
+                .block_on(resolve_checked(
+                    &both,
+                    &Overrides::default(),
+                    name,
+                    80,
+                    Duration::from_secs(1),
+                ))
                 .unwrap();
             assert_eq!(addrs, addrs_port(&["127.0.0.1", "::1"], 80), "{name}");
             let v4 = Guard::from_allow_list("127.0.0.1").unwrap();
             let (addrs, _) = rt
-                .block_on(resolve_checked(&v4, name, 80, Duration::from_secs(1)))
+                .block_on(resolve_checked(
+                    &v4,
+                    &Overrides::default(),
+                    name,
+                    80,
+                    Duration::from_secs(1),
+                ))
                 .unwrap();
             assert_eq!(addrs, addrs_port(&["127.0.0.1"], 80), "{name}");
         }
@@ -243,5 +307,42 @@ mod tests {
         assert!(rt
             .block_on(pins.resolve("other.example.com".parse().unwrap()))
             .is_err());
+    }
+
+    #[test]
+    fn overrides_parse_like_curl_resolve() {
+        let o = Overrides::parse("api.hubapi.com:443:127.0.0.1:18443, x.example:80:[::1]").unwrap();
+        assert_eq!(
+            o.get("API.hubapi.com.", 443),
+            Some("127.0.0.1:18443".parse().unwrap())
+        );
+        assert_eq!(o.get("x.example", 80), Some("[::1]:80".parse().unwrap()));
+        assert_eq!(o.get("api.hubapi.com", 80), None);
+        for bad in [
+            "a.example",
+            "a.example:443",
+            "a.example:x:1.2.3.4",
+            "a:1:nope",
+            "a:1:[::1",
+        ] {
+            assert!(Overrides::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_override_still_goes_through_the_guard() {
+        let o = Overrides::parse("db.example:5432:10.0.0.5").unwrap();
+        let r = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(resolve_checked(
+                &Guard::default(),
+                &o,
+                "db.example",
+                5432,
+                Duration::from_secs(1),
+            ));
+        assert_eq!(r.unwrap_err().code, ProbeCode::DestinationBlocked);
     }
 }

@@ -187,6 +187,11 @@ impl Recorder {
         self.tls = Some(report);
     }
 
+    /// True once a TLS report was recorded (a probe of several requests reports the first).
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub fn server(&mut self, product: &str, version: &str) {
         self.server = Some(ServerInfo {
             product: product.to_string(),

@@ -42,6 +42,8 @@ pub enum Target {
         url: Url,
         auth: HttpAuth,
     },
+    /// A warehouse or SaaS vendor, logged in to over its own HTTPS API (`probe::saas`).
+    Saas,
     S3 {
         bucket: String,
         region: String,
@@ -108,6 +110,7 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
             | Webhook
             | Salesforce
             | Hubspot
+            | Databricks
             | AwsS3
             | AmazonKinesis
     )
@@ -192,10 +195,13 @@ pub fn target_for(
             )?,
             auth: HttpAuth::None,
         }),
-        Databricks => Ok(Target::Http {
-            url: https(required(config, "host")?, "/")?,
-            auth: HttpAuth::None,
-        }),
+        Databricks => {
+            if !crate::validate::is_host(required(config, "host")?) {
+                return Err("config.host must be a host name".into());
+            }
+            required(config, "httpPath")?;
+            Ok(Target::Saas)
+        }
         Bigquery => {
             let path = format!(
                 "/bigquery/v2/projects/{}/datasets/{}",
@@ -228,14 +234,10 @@ pub fn target_for(
             })
         }
         Salesforce | Hubspot => {
-            let api_key = text(config, "apiKey").or_else(|| secret.and_then(|s| text(s, "apiKey")));
-            let auth = api_key.map_or(HttpAuth::None, |k| HttpAuth::Bearer(k.to_string()));
-            let url = match text(config, "instanceUrl") {
-                Some(u) => parse_url(u, "config.instanceUrl")?,
-                None if kind == Salesforce => https("login.salesforce.com", "/")?,
-                None => https("api.hubapi.com", "/")?,
-            };
-            Ok(Target::Http { url, auth })
+            if let Some(u) = text(config, "instanceUrl") {
+                parse_url(u, "config.instanceUrl")?;
+            }
+            Ok(Target::Saas)
         }
         AwsS3 => Ok(Target::S3 {
             bucket: required(config, "bucket")?.to_string(),
@@ -414,15 +416,12 @@ mod tests {
             "https://xy12345.us-east-1.snowflakecomputing.com/"
         );
         assert_eq!(
-            url_of(
-                target(
-                    "databricks",
-                    json!({"host": "adb-1.azuredatabricks.net"}),
-                    None
-                )
-                .unwrap()
+            target(
+                "databricks",
+                json!({"host": "adb-1.azuredatabricks.net", "httpPath": "/sql/1.0/warehouses/a"}),
+                None
             ),
-            "https://adb-1.azuredatabricks.net/"
+            Ok(Target::Saas)
         );
         assert_eq!(
             url_of(target("bigquery", json!({"project": "p1", "dataset": "d 1"}), None).unwrap()),
@@ -444,19 +443,8 @@ mod tests {
             "https://acct.blob.core.windows.net/c?restype=container"
         );
         assert_eq!(
-            url_of(target("hubspot", json!({}), Some(json!({"apiKey": "k"}))).unwrap()),
-            "https://api.hubapi.com/"
-        );
-        assert_eq!(
-            url_of(
-                target(
-                    "salesforce",
-                    json!({"instanceUrl": "https://acme.my.salesforce.com"}),
-                    None
-                )
-                .unwrap()
-            ),
-            "https://acme.my.salesforce.com/"
+            target("hubspot", json!({}), Some(json!({"apiKey": "k"}))),
+            Ok(Target::Saas)
         );
         for account in ["evil.com/x#", "a@evil.com", "evil.com:443?"] {
             assert!(

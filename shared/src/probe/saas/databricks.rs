@@ -1,0 +1,194 @@
+//! Databricks: a personal access token (`token`, or `accessToken`) or OAuth machine-to-machine
+//! (`clientId` + `clientSecret` → `POST https://{host}/oidc/v1/token`, client_credentials, scope
+//! `all-apis`, the client authenticated with HTTP Basic); then the resource `httpPath` names:
+//! `/sql/1.0/warehouses/{id}` → `GET /api/2.0/sql/warehouses/{id}`, a cluster path
+//! (`/sql/protocolv1/o/{org}/{cluster}`) → `GET /api/2.0/clusters/get?cluster_id={cluster}`.
+//! 401 → `auth_failed`, 403 → `permission_denied`, 404 / `RESOURCE_DOES_NOT_EXIST` → `not_found`.
+
+use super::{field, form, oauth_token, unchecked, Answer, Api};
+use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
+use reqwest::Method;
+use serde_json::{Map, Value};
+use url::Url;
+
+/// What `httpPath` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Resource {
+    Warehouse(String),
+    Cluster(String),
+}
+
+fn resource(http_path: &str) -> Option<Resource> {
+    let parts: Vec<&str> = http_path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["sql", "1.0", "warehouses" | "endpoints", id] if !id.is_empty() => {
+            Some(Resource::Warehouse(id.to_string()))
+        }
+        ["sql", "protocolv1", "o", _, cluster] if !cluster.is_empty() => {
+            Some(Resource::Cluster(cluster.to_string()))
+        }
+        _ => None,
+    }
+}
+
+pub async fn login(
+    api: &Api<'_>,
+    config: &Map<String, Value>,
+    secret: Option<&Map<String, Value>>,
+    rec: &mut Recorder,
+) -> Result<String, Failure> {
+    let host = field(Some(config), "host").unwrap_or_default();
+    let base = Url::parse(&format!("https://{host}/"))
+        .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "config.host is not a host name"))?;
+    let path = field(Some(config), "httpPath").unwrap_or_default();
+    let target = resource(path).ok_or_else(|| {
+        Failure::new(
+            ProbeCode::InvalidConfig,
+            "config.httpPath names neither a SQL warehouse (/sql/1.0/warehouses/{id}) nor a cluster (/sql/protocolv1/o/{org}/{cluster})",
+        )
+    })?;
+    let url = match &target {
+        Resource::Warehouse(id) => join(&base, &format!("api/2.0/sql/warehouses/{}", seg(id)))?,
+        Resource::Cluster(id) => {
+            let mut u = join(&base, "api/2.0/clusters/get")?;
+            u.query_pairs_mut().append_pair("cluster_id", id);
+            u
+        }
+    };
+    let mut token = field(secret, "token")
+        .or_else(|| field(secret, "accessToken"))
+        .map(str::to_string);
+    if let (Some(id), Some(client_secret)) =
+        (field(secret, "clientId"), field(secret, "clientSecret"))
+    {
+        let fields = [("grant_type", "client_credentials"), ("scope", "all-apis")];
+        let answer = api
+            .send(
+                StepName::Auth,
+                "token endpoint",
+                form(
+                    api.request(Method::POST, join(&base, "oidc/v1/token")?)
+                        .basic_auth(id, Some(client_secret)),
+                    &fields,
+                ),
+                rec,
+            )
+            .await?;
+        rec.reached(Depth::Reachable);
+        token = Some(oauth_token(&answer, "/oidc/v1/token")?.0);
+    }
+    let Some(token) = token else {
+        api.send(
+            StepName::Http,
+            "workspace",
+            api.request(Method::GET, base),
+            rec,
+        )
+        .await?;
+        rec.reached(Depth::Reachable);
+        return Ok(unchecked("Databricks", "token or clientId/clientSecret"));
+    };
+    let answer = api
+        .send(
+            StepName::Access,
+            "resource",
+            api.request(Method::GET, url).bearer_auth(&token),
+            rec,
+        )
+        .await?;
+    rec.reached(Depth::Reachable);
+    outcome(&answer, &target, rec)
+}
+
+fn outcome(answer: &Answer, target: &Resource, rec: &mut Recorder) -> Result<String, Failure> {
+    let json = answer.json();
+    let error_code = json.get("error_code").and_then(Value::as_str).unwrap_or("");
+    let what = match target {
+        Resource::Warehouse(id) => format!("SQL warehouse {id}"),
+        Resource::Cluster(id) => format!("cluster {id}"),
+    };
+    match answer.status {
+        200 => {
+            rec.reached(Depth::Authorized);
+            let state = json
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            let state: String = state
+                .chars()
+                .filter(char::is_ascii_alphabetic)
+                .take(32)
+                .collect();
+            Ok(format!("the token reads {what} (state {state})"))
+        }
+        401 => Err(Failure::new(
+            ProbeCode::AuthFailed,
+            "Databricks refused the token (HTTP 401)",
+        )),
+        403 => {
+            rec.reached(Depth::Authenticated);
+            Err(Failure::new(
+                ProbeCode::PermissionDenied,
+                format!("Databricks accepted the token; access to {what} refused (HTTP 403)"),
+            ))
+        }
+        404 => not_found(&what, rec),
+        _ if error_code == "RESOURCE_DOES_NOT_EXIST" => not_found(&what, rec),
+        // clusters/get names a missing cluster this way.
+        400 if error_code == "INVALID_PARAMETER_VALUE"
+            && json
+                .get("message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            not_found(&what, rec)
+        }
+        status => Err(Failure::new(
+            ProbeCode::HttpError,
+            format!("Databricks answered HTTP {status} for {what}"),
+        )),
+    }
+}
+
+fn not_found(what: &str, rec: &mut Recorder) -> Result<String, Failure> {
+    rec.reached(Depth::Authenticated);
+    Err(Failure::new(
+        ProbeCode::NotFound,
+        format!("{what} does not exist"),
+    ))
+}
+
+fn join(base: &Url, path: &str) -> Result<Url, Failure> {
+    base.join(path)
+        .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the Databricks workspace URL"))
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_paths_name_a_warehouse_or_a_cluster() {
+        assert_eq!(
+            resource("/sql/1.0/warehouses/abc123"),
+            Some(Resource::Warehouse("abc123".into()))
+        );
+        assert_eq!(
+            resource("sql/protocolv1/o/1234567890/0123-456789-abcdef"),
+            Some(Resource::Cluster("0123-456789-abcdef".into()))
+        );
+        for bad in [
+            "/sql/1.0/warehouses/",
+            "/api/2.0/x",
+            "",
+            "/sql/protocolv1/o/1",
+        ] {
+            assert_eq!(resource(bad), None, "{bad}");
+        }
+    }
+}

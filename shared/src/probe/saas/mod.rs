@@ -1,0 +1,189 @@
+//! Warehouse and SaaS logins over HTTPS, one file per vendor. What they share lives here: every
+//! request goes to one of the vendor's own hosts (`crate::vendor`) over https, through the guard
+//! and its pins, no redirect followed, the answer read up to a bound; the first handshake's
+//! certificate is reported.
+
+pub mod databricks;
+pub mod hubspot;
+pub mod salesforce;
+
+use super::http::{handshake_of, tls_reason, transport_failure, HttpProbe};
+use super::report::{Failure, ProbeCode, Recorder, StepName};
+use super::tls;
+use crate::model::ConnectorType;
+use crate::vendor;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Map, Value};
+use std::time::Instant;
+use url::Url;
+
+/// The most of an answer a probe reads (the vendors' JSON answers are far smaller).
+const MAX_BODY: usize = 256 * 1024;
+
+/// What a vendor answered.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON (Null when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Requests to one vendor, for one probe.
+pub struct Api<'a> {
+    pub http: HttpProbe<'a>,
+    pub kind: ConnectorType,
+}
+
+impl Api<'_> {
+    /// A request for `send` (the probe's one client: guard pins, timeouts, no redirects).
+    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.client.request(method, url)
+    }
+
+    /// Sends one request to a vendor host, recorded as step `step` (`what` names it); fails
+    /// before anything is sent when the host is not the vendor's (a stored legacy value) or the
+    /// scheme is not https.
+    pub async fn send(
+        &self,
+        step: StepName,
+        what: &str,
+        request: RequestBuilder,
+        rec: &mut Recorder,
+    ) -> Result<Answer, Failure> {
+        let request = request.build().map_err(|_| {
+            Failure::new(
+                ProbeCode::InvalidConfig,
+                format!("{what}: the request cannot be built"),
+            )
+        })?;
+        let url = request.url().clone();
+        let host = url.host_str().unwrap_or_default().to_string();
+        if !vendor::is_allowed(self.kind, &host) {
+            return Err(Failure::new(
+                ProbeCode::DestinationBlocked,
+                vendor::refusal(self.kind, &host),
+            ));
+        }
+        if url.scheme() != "https" {
+            return Err(Failure::new(
+                ProbeCode::DestinationBlocked,
+                format!("{what}: credentials are sent over https only"),
+            ));
+        }
+        self.http.check_destination(&url, rec).await?;
+        let started = Instant::now();
+        let sent = self.http.client.execute(request).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => {
+                let failure = transport_failure(&e);
+                if failure.code == ProbeCode::TlsFailed {
+                    rec.tls(tls::report_of(None, None, tls_reason(&e)), None);
+                    rec.record(StepName::Tls, false, ms, failure.message.clone());
+                } else {
+                    rec.record(step, false, ms, format!("{what}: {}", failure.message));
+                }
+                return Err(failure);
+            }
+        };
+        if !rec.has_tls() {
+            let (certificate, version) = handshake_of(&resp);
+            let report = tls::report_of(certificate.as_deref(), version, None);
+            let warning = tls::expiry_warning(&report);
+            rec.tls(report, warning);
+            rec.record(
+                StepName::Tls,
+                true,
+                0,
+                format!("{host}: certificate verified"),
+            );
+        }
+        let status = resp.status().as_u16();
+        let body = read_bounded(resp).await?;
+        rec.record(
+            step,
+            (200..400).contains(&status),
+            started.elapsed().as_millis() as u64,
+            format!("{what}: HTTP {status}"),
+        );
+        Ok(Answer { status, body })
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (what OAuth token endpoints take).
+pub fn form(request: RequestBuilder, pairs: &[(&str, &str)]) -> RequestBuilder {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+}
+
+/// The body, up to `MAX_BODY` bytes.
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// A non-empty string field of authConfig (or config).
+pub fn field<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+    map?.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The probe's end when no credentials were given: the vendor answered, nothing was checked.
+pub fn unchecked(vendor: &str, what: &str) -> String {
+    format!("{vendor} answered; credentials were not checked (no {what} in authConfig)")
+}
+
+/// An OAuth 2.0 token endpoint's answer (RFC 6749 §5): the access token, or the failure its
+/// `error` names (`invalid_client`, `invalid_grant`, `unauthorized_client` → `auth_failed`).
+pub fn oauth_token(answer: &Answer, endpoint: &str) -> Result<(String, Value), Failure> {
+    let json = answer.json();
+    match json.get("access_token").and_then(Value::as_str) {
+        Some(token) if answer.ok() && !token.is_empty() => Ok((token.to_string(), json)),
+        _ => {
+            let error = json
+                .get("error")
+                .and_then(Value::as_str)
+                .filter(|e| {
+                    e.len() <= 64 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+                .unwrap_or("no access_token");
+            let code = match answer.status {
+                400 | 401 | 403 => ProbeCode::AuthFailed,
+                _ => ProbeCode::HttpError,
+            };
+            Err(Failure::new(
+                code,
+                format!(
+                    "the token endpoint {endpoint} refused the client credentials (HTTP {}, {error})",
+                    answer.status
+                ),
+            ))
+        }
+    }
+}

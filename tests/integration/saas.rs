@@ -1,0 +1,414 @@
+//! SaaS logins (HubSpot, Salesforce, Databricks) against the HTTPS look-alikes of
+//! local/saas_peer.py, reached through PROBE_RESOLVE overrides of the vendors' own names (the
+//! certificate names them, signed by the tests' CA). One row per outcome, and the vendor-only rule:
+//! another host is refused at create, and a stored legacy value is blocked before anything is sent.
+
+use crate::support::{probe_settings, stack, test_through, tester_probing_with, Tenant};
+use serde_json::{json, Map, Value};
+use shared::probe::net::Overrides;
+use shared::probe::{ProbeSettings, Prober};
+
+// The look-alike's test credentials (local/saas_peer.py).
+const HUBSPOT_TOKEN: &str = "pat-na1-11111111-2222-3333-4444-555555555555";
+const HUBSPOT_NO_SCOPE: &str = "pat-na1-noscope-0000-0000-0000-000000000000";
+const SF_TOKEN: &str = "00Dxx0000000001!AQ8AQOQKsUVvalid";
+const SF_NO_API: &str = "00Dxx0000000001!AQ8AQOQKsUVnoapi";
+const SF_CLIENT: (&str, &str) = ("3MVG9sfclientid", "sf-client-secret-1");
+const SF_CC_TOKEN: &str = "00Dxx0000000001!AQ8AQfromclientcreds";
+const DBX_TOKEN: &str = "dapi0123456789abcdef0123456789abcdef";
+const DBX_CLIENT: (&str, &str) = ("dbx-sp-client-id", "dose-dbx-client-secret-1");
+const DBX_CC_TOKEN: &str = "eyJraWQiOiJkYnhtMm0ifQ.m2m.token";
+const WRONG: &str = "wrong-saas-secret-000";
+
+/// Every secret a row may hold or a token endpoint may return: none may show anywhere.
+const SECRETS: [&str; 10] = [
+    HUBSPOT_TOKEN,
+    HUBSPOT_NO_SCOPE,
+    SF_TOKEN,
+    SF_NO_API,
+    SF_CLIENT.1,
+    SF_CC_TOKEN,
+    DBX_TOKEN,
+    DBX_CLIENT.1,
+    DBX_CC_TOKEN,
+    WRONG,
+];
+
+const SALESFORCE: &str = "https://acme.my.salesforce.com";
+const DATABRICKS: &str = "dbc-1.cloud.databricks.com";
+
+/// Probe settings whose overrides send the vendors' names to the look-alike.
+pub fn vendor_settings() -> ProbeSettings {
+    let port: u16 = std::env::var("SAAS_TEST_PORT")
+        .expect("SAAS_TEST_PORT is not set: run the integration tests with `make integration`")
+        .parse()
+        .unwrap();
+    let mut settings = probe_settings();
+    settings.resolve = Overrides::parse(&format!(
+        "api.hubapi.com:443:127.0.0.1:{port},acme.my.salesforce.com:443:127.0.0.1:{port},{DATABRICKS}:443:127.0.0.1:{port}"
+    ))
+    .unwrap();
+    settings
+}
+
+/// (row name, type, config, authConfig, code, depth; "-" for none).
+type Row = (
+    &'static str,
+    &'static str,
+    Value,
+    Value,
+    &'static str,
+    &'static str,
+);
+
+async fn check(prefix: &str, rows: Vec<Row>, more: impl Fn(&str, &Value, &str)) {
+    let tester = tester_probing_with(vendor_settings()).await;
+    let t = Tenant::new(prefix);
+    for (name, kind, config, auth, code, depth) in rows {
+        let mut body = json!({"name": name, "type": kind, "config": config});
+        if auth != json!({}) {
+            body["authConfig"] = auth;
+        }
+        let id = t.create_id(body).await;
+        let r = test_through(&tester, &t, &id).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.raw);
+        let d = &r.body["diagnostics"];
+        let depth = (depth != "-").then_some(depth);
+        assert_eq!(
+            (d["code"].as_str(), d["depth"].as_str()),
+            (Some(code), depth),
+            "{name}: {}",
+            r.raw
+        );
+        let status = if code == "ok" { "active" } else { "error" };
+        assert_eq!(r.body["status"], status, "{name}");
+        for secret in SECRETS {
+            assert!(
+                !r.raw.contains(secret),
+                "{name}: a secret leaked: {}",
+                r.raw
+            );
+        }
+        more(name, d, &r.raw);
+    }
+}
+
+#[tokio::test]
+async fn hubspot_tokens_reach_the_depth_they_allow() {
+    let cfg = || json!({"instanceUrl": "https://api.hubapi.com"});
+    let rows: Vec<Row> = vec![
+        (
+            "right",
+            "hubspot",
+            cfg(),
+            json!({"accessToken": HUBSPOT_TOKEN}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "api-key-alias",
+            "hubspot",
+            json!({}),
+            json!({"apiKey": HUBSPOT_TOKEN}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong",
+            "hubspot",
+            cfg(),
+            json!({"accessToken": WRONG}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "no-scope",
+            "hubspot",
+            cfg(),
+            json!({"accessToken": HUBSPOT_NO_SCOPE}),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "no-credentials",
+            "hubspot",
+            cfg(),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+    ];
+    check("hubspot", rows, |name, d, raw| match name {
+        "right" => {
+            assert!(d["message"].as_str().unwrap().contains("62515"), "{raw}");
+            assert!(
+                d["tls"]["version"].as_str().unwrap().starts_with("TLSv1."),
+                "{raw}"
+            );
+        }
+        "no-scope" => assert!(
+            d["message"].as_str().unwrap().contains("MISSING_SCOPES"),
+            "{raw}"
+        ),
+        "no-credentials" => assert!(
+            d["message"].as_str().unwrap().contains("not checked"),
+            "{raw}"
+        ),
+        _ => {}
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn salesforce_tokens_and_client_credentials_reach_the_depth_they_allow() {
+    let cfg = || json!({"instanceUrl": SALESFORCE});
+    let cc = |secret: &str| json!({"clientId": SF_CLIENT.0, "clientSecret": secret});
+    let rows: Vec<Row> = vec![
+        (
+            "token",
+            "salesforce",
+            cfg(),
+            json!({"accessToken": SF_TOKEN}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "api-key-alias",
+            "salesforce",
+            cfg(),
+            json!({"apiKey": SF_TOKEN}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-token",
+            "salesforce",
+            cfg(),
+            json!({"accessToken": WRONG}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "api-disabled",
+            "salesforce",
+            cfg(),
+            json!({"accessToken": SF_NO_API}),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "client-credentials",
+            "salesforce",
+            cfg(),
+            cc(SF_CLIENT.1),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-client-secret",
+            "salesforce",
+            cfg(),
+            cc(WRONG),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "no-credentials",
+            "salesforce",
+            cfg(),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+    ];
+    check("salesforce", rows, |name, d, raw| match name {
+        "token" => {
+            assert_eq!(
+                d["server"],
+                json!({"product": "Salesforce", "version": "API v60.0"}),
+                "{raw}"
+            );
+        }
+        "wrong-token" => assert!(
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("INVALID_SESSION_ID"),
+            "{raw}"
+        ),
+        "api-disabled" => assert!(
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("API_DISABLED_FOR_ORG"),
+            "{raw}"
+        ),
+        "wrong-client-secret" => assert!(
+            d["message"].as_str().unwrap().contains("invalid_client"),
+            "{raw}"
+        ),
+        _ => {}
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn databricks_tokens_and_service_principals_reach_the_depth_they_allow() {
+    let wh =
+        |id: &str| json!({"host": DATABRICKS, "httpPath": format!("/sql/1.0/warehouses/{id}")});
+    let cluster = |id: &str| json!({"host": DATABRICKS, "httpPath": format!("sql/protocolv1/o/1234567890/{id}")});
+    let pat = |t: &str| json!({"token": t});
+    let m2m = |secret: &str| json!({"clientId": DBX_CLIENT.0, "clientSecret": secret});
+    let rows: Vec<Row> = vec![
+        (
+            "pat",
+            "databricks",
+            wh("wh-ok"),
+            pat(DBX_TOKEN),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-pat",
+            "databricks",
+            wh("wh-ok"),
+            pat(WRONG),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "no-grant",
+            "databricks",
+            wh("wh-locked"),
+            pat(DBX_TOKEN),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "missing-warehouse",
+            "databricks",
+            wh("wh-gone"),
+            pat(DBX_TOKEN),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "cluster",
+            "databricks",
+            cluster("0123-456789-abcdefgh"),
+            pat(DBX_TOKEN),
+            "ok",
+            "authorized",
+        ),
+        (
+            "missing-cluster",
+            "databricks",
+            cluster("0000-000000-gone"),
+            pat(DBX_TOKEN),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "m2m",
+            "databricks",
+            wh("wh-ok"),
+            m2m(DBX_CLIENT.1),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-m2m",
+            "databricks",
+            wh("wh-ok"),
+            m2m(WRONG),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "no-credentials",
+            "databricks",
+            wh("wh-ok"),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+    ];
+    check("databricks", rows, |name, d, raw| {
+        if name == "pat" {
+            assert!(d["message"].as_str().unwrap().contains("RUNNING"), "{raw}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credentials_go_only_to_the_vendors_hosts() {
+    let t = Tenant::new("vendoronly");
+    for (kind, config, field) in [
+        (
+            "salesforce",
+            json!({"instanceUrl": "https://collector.example.com"}),
+            "config.instanceUrl",
+        ),
+        (
+            "salesforce",
+            json!({"instanceUrl": "http://acme.my.salesforce.com"}),
+            "config.instanceUrl",
+        ),
+        (
+            "hubspot",
+            json!({"instanceUrl": "https://127.0.0.1"}),
+            "config.instanceUrl",
+        ),
+        (
+            "databricks",
+            json!({"host": "dbc.example.com", "httpPath": "/sql/1.0/warehouses/a"}),
+            "config.host",
+        ),
+    ] {
+        let r = t
+            .create(
+                json!({"name": format!("{kind}-elsewhere"), "type": kind, "config": config,
+                           "authConfig": {"accessToken": SF_TOKEN}}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "validation_failed"),
+            "{kind}: {}",
+            r.raw
+        );
+        assert_eq!(r.fields(), [field], "{kind}: {}", r.raw);
+    }
+    // A legacy connector stored before the rule: blocked before anything is sent.
+    let prober = Prober::new(vendor_settings(), &stack().await.sdk).unwrap();
+    let config: Map<String, Value> = json!({"instanceUrl": "https://127.0.0.1/"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let secret: Map<String, Value> = json!({"accessToken": SF_TOKEN})
+        .as_object()
+        .unwrap()
+        .clone();
+    let d = prober
+        .probe(
+            shared::model::ConnectorType::Salesforce,
+            &config,
+            "api_key",
+            Some(&secret),
+        )
+        .await;
+    let d = serde_json::to_value(&d).unwrap();
+    assert_eq!(d["code"], "destination_blocked", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("credentials go only to the vendor"),
+        "{d}"
+    );
+    assert!(
+        d["steps"].as_array().unwrap().is_empty(),
+        "nothing was sent: {d}"
+    );
+}
