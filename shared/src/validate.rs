@@ -188,7 +188,8 @@ pub fn parse_update(mut body: Map<String, Value>) -> Result<ConnectorPatch, ApiE
 }
 
 /// Checks a type's required config fields, and the form of every well-known field present.
-/// `auth_has_api_key` says whether authConfig holds an `apiKey` (salesforce and hubspot accept it there).
+/// `auth_has_api_key` says whether authConfig holds an `apiKey` / `accessToken` (salesforce and
+/// hubspot accept it there).
 pub fn check_config(
     kind: ConnectorType,
     config: &Map<String, Value>,
@@ -214,7 +215,7 @@ pub fn check_config(
                         kind.as_str()
                     );
                     if kind.accepts_api_key_in_auth_config() {
-                        problem.push_str(" (apiKey may be given in authConfig instead)");
+                        problem.push_str(" (apiKey or accessToken may be given in authConfig instead)");
                     }
                     problems.push(FieldProblem::new(names.join("|"), problem));
                 }
@@ -315,11 +316,13 @@ fn uri_holds_password(uri: &str) -> bool {
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
-/// True when an authConfig holds a non-empty `apiKey`.
+/// True when an authConfig holds a non-empty `apiKey` or `accessToken` (its newer name).
 pub fn has_api_key(auth_config: Option<&Map<String, Value>>) -> bool {
-    auth_config
-        .and_then(|a| a.get("apiKey"))
-        .is_some_and(is_non_empty_string)
+    auth_config.is_some_and(|a| {
+        ["apiKey", "accessToken"]
+            .iter()
+            .any(|k| a.get(*k).is_some_and(is_non_empty_string))
+    })
 }
 
 fn is_non_empty_string(v: &Value) -> bool {

@@ -2,7 +2,7 @@
 //! a response body, a header or a log line, and every mutating request leaves one audit event.
 
 use crate::listeners::{listen, Peer};
-use crate::support::{probe_settings, stack, verifier, Call, Reply, Tenant, TABLE};
+use crate::support::{stack, verifier, Call, Reply, Tenant, TABLE};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared::envelope::KmsEnvelope;
@@ -106,7 +106,7 @@ async fn local() -> Local {
         tester: Tester {
             store: DynamoStore::from_sdk(&sdk, TABLE),
             sealer: KmsEnvelope::from_sdk(&sdk, &st.key_id),
-            prober: Prober::new(probe_settings(), &sdk).unwrap(),
+            prober: Prober::new(crate::saas::vendor_settings(), &sdk).unwrap(),
             rate: RatePolicy {
                 limit: 1000,
                 window: Duration::from_secs(60),
@@ -255,7 +255,7 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
         assert_eq!(run((r, h)), 201);
         id
     };
-    let sf = json!({"name": "sf", "type": "salesforce", "config": {"instanceUrl": format!("http://{http}/auth")}, "authConfig": {"apiKey": sf_key}});
+    let sf = json!({"name": "sf", "type": "salesforce", "config": {"instanceUrl": crate::saas::SALESFORCE}, "authConfig": {"apiKey": sf_key}});
     let sf_id = {
         let (r, h) = l.send(post(sf)).await;
         let id = r.body["id"].as_str().unwrap().to_string();
@@ -323,6 +323,14 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
             .json(body);
         assert_eq!(run(l.send(dry).await), 200);
     }
+    // The SaaS logins (local/saas_peer.py): access tokens and client secrets sent, and the access
+    // tokens their token endpoints return.
+    for body in crate::saas::one_login_per_credential() {
+        let dry = Call::new("POST", "/api/v1/connectors/test")
+            .bearer(&t.token)
+            .json(body);
+        assert_eq!(run(l.send(dry).await), 200);
+    }
     // Masked values sent back, a new secret, and an invalid update carrying a secret.
     let (shown, _) = l
         .send(
@@ -384,7 +392,8 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
         logs.contains("\"audit\":true"),
         "the capture holds the handlers' events"
     );
-    for secret in secrets {
+    let saas = crate::saas::SECRETS.map(str::to_string);
+    for secret in secrets.into_iter().chain(saas.iter()) {
         for (reply, headers) in &exchanges {
             assert!(
                 !reply.raw.contains(secret.as_str()),

@@ -21,7 +21,7 @@ const DBX_CC_TOKEN: &str = "eyJraWQiOiJkYnhtMm0ifQ.m2m.token";
 const WRONG: &str = "wrong-saas-secret-000";
 
 /// Every secret a row may hold or a token endpoint may return: none may show anywhere.
-const SECRETS: [&str; 10] = [
+pub const SECRETS: [&str; 10] = [
     HUBSPOT_TOKEN,
     HUBSPOT_NO_SCOPE,
     SF_TOKEN,
@@ -34,8 +34,25 @@ const SECRETS: [&str; 10] = [
     WRONG,
 ];
 
-const SALESFORCE: &str = "https://acme.my.salesforce.com";
+pub const SALESFORCE: &str = "https://acme.my.salesforce.com";
 const DATABRICKS: &str = "dbc-1.cloud.databricks.com";
+
+/// Dry-run bodies that send every kind of SaaS credential once (for the leak scan of logs.rs).
+pub fn one_login_per_credential() -> Vec<Value> {
+    let wh = json!({"host": DATABRICKS, "httpPath": "/sql/1.0/warehouses/wh-ok"});
+    vec![
+        json!({"type": "hubspot", "authConfig": {"accessToken": HUBSPOT_TOKEN}}),
+        json!({"type": "hubspot", "authConfig": {"accessToken": HUBSPOT_NO_SCOPE}}),
+        json!({"type": "salesforce", "config": {"instanceUrl": SALESFORCE}, "authConfig": {"accessToken": SF_TOKEN}}),
+        json!({"type": "salesforce", "config": {"instanceUrl": SALESFORCE}, "authConfig": {"accessToken": SF_NO_API}}),
+        json!({"type": "salesforce", "config": {"instanceUrl": SALESFORCE},
+               "authConfig": {"clientId": SF_CLIENT.0, "clientSecret": SF_CLIENT.1}}),
+        json!({"type": "databricks", "config": wh, "authConfig": {"token": DBX_TOKEN}}),
+        json!({"type": "databricks", "config": wh,
+               "authConfig": {"clientId": DBX_CLIENT.0, "clientSecret": DBX_CLIENT.1}}),
+        json!({"type": "databricks", "config": wh, "authConfig": {"token": WRONG}}),
+    ]
+}
 
 /// Probe settings whose overrides send the vendors' names to the look-alike.
 pub fn vendor_settings() -> ProbeSettings {
