@@ -9,6 +9,9 @@ request that is not what the vendor expects gets 400 with the reason, so a test 
   *.my.salesforce.com     POST /services/oauth2/token (client_credentials), GET /services/data/,
                           GET /services/data/vNN.N/limits (Bearer)
                           https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
+  *.snowflakecomputing.com  POST /session/v1/login-request (password or SNOWFLAKE_JWT),
+                          POST /session?delete=true
+                          https://docs.snowflake.com/en/user-guide/key-pair-auth
   *.cloud.databricks.com  POST /oidc/v1/token (client_credentials, Basic, scope all-apis),
                           GET /api/2.0/sql/warehouses/{id}, GET /api/2.0/clusters/get?cluster_id=
                           https://docs.databricks.com/en/dev-tools/auth/oauth-m2m.html
@@ -17,8 +20,11 @@ The test credentials below are test data; tests/integration/saas.rs uses the sam
 """
 
 import base64
+import hashlib
 import json
+import secrets
 import sys
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -26,6 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_io import serve  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 HUBSPOT_TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 HUBSPOT_NO_SCOPE = "pat-na1-noscope-0000-0000-0000-000000000000"
@@ -39,6 +47,25 @@ DBX_CLIENT = ("dbx-sp-client-id", "dose-dbx-client-secret-1")
 DBX_CC_TOKEN = "eyJraWQiOiJkYnhtMm0ifQ.m2m.token"
 DBX_WAREHOUSES = {"wh-ok": "RUNNING", "wh-locked": None}
 DBX_CLUSTER = "0123-456789-abcdefgh"
+SNOWFLAKE_PASSWORD = "snow-pass-1"
+# Users (upper case, as Snowflake compares them): a password user and a key-pair user, and what
+# exists and is granted: the warehouse, database and role the right rows name.
+SNOWFLAKE_USERS = {"PROBE_USER": "password", "KEY_USER": "key"}
+SNOWFLAKE_WAREHOUSES = {"COMPUTE_WH"}
+SNOWFLAKE_DATABASES = {"ANALYTICS"}
+SNOWFLAKE_ROLES = {"ANALYST", "PUBLIC"}
+SNOWFLAKE_EXISTING_ROLES = SNOWFLAKE_ROLES | {"ACCOUNTADMIN"}
+SNOWFLAKE_SESSIONS = set()
+LOGIN_PUBLIC_KEY = None  # loaded from PKI_DIR/login_key.p8 at start
+
+
+def b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def fingerprint(public_key) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 class Vendor(BaseHTTPRequestHandler):
@@ -87,6 +114,8 @@ class Vendor(BaseHTTPRequestHandler):
             return self.salesforce(method, url)
         if host.endswith(".cloud.databricks.com"):
             return self.databricks(method, url)
+        if host.endswith(".snowflakecomputing.com"):
+            return self.snowflake(method, url, host)
         self.wrong(f"no vendor answers for host {host!r}")
 
     # HubSpot: account information API.
@@ -137,6 +166,81 @@ class Vendor(BaseHTTPRequestHandler):
             return self.answer(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
         return self.answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
 
+    # Snowflake: the drivers' login request and session close.
+    def snowflake_failed(self, code, message):
+        self.answer(200, {"data": {"nextAction": "RETRY_LOGIN", "authnMethod": "PASSWORD"},
+                          "code": code, "message": message, "success": False, "headers": None})
+
+    def jwt_ok(self, token, account, user) -> bool:
+        try:
+            head, payload, sig = token.split(".")
+            if json.loads(b64url(head)).get("alg") != "RS256":
+                return False
+            LOGIN_PUBLIC_KEY.verify(b64url(sig), f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            claims = json.loads(b64url(payload))
+        except Exception:
+            return False
+        now = time.time()
+        subject = f"{account}.{user}"
+        return (claims.get("sub") == subject
+                and claims.get("iss") == f"{subject}.{fingerprint(LOGIN_PUBLIC_KEY)}"
+                and claims.get("iat", 0) <= now + 60 and now < claims.get("exp", 0) <= claims.get("iat", 0) + 3600)
+
+    def snowflake(self, method, url, host):
+        query = parse_qs(url.query)
+        if (method, url.path) == ("GET", "/"):
+            return self.answer(200, {"message": "Snowflake"})
+        if (method, url.path) == ("POST", "/session") and query.get("delete") == ["true"]:
+            auth = self.headers.get("Authorization", "")
+            token = auth[len('Snowflake Token="'):-1] if auth.startswith('Snowflake Token="') else None
+            if token not in SNOWFLAKE_SESSIONS:
+                return self.answer(401, {"data": None, "code": "390104", "message": "Session no longer exists.",
+                                         "success": False})
+            SNOWFLAKE_SESSIONS.discard(token)
+            return self.answer(200, {"data": None, "code": None, "message": None, "success": True})
+        if (method, url.path) != ("POST", "/session/v1/login-request"):
+            return self.answer(404, {"data": None, "code": "390400", "message": "Not found", "success": False})
+        try:
+            uuid.UUID(query["request_id"][0])
+        except (KeyError, ValueError):
+            return self.wrong("request_id must be a UUID")
+        if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
+            return self.wrong("the login request is JSON")
+        length = int(self.headers.get("Content-Length", "0"))
+        data = json.loads(self.rfile.read(length)).get("data", {})
+        account = host.split(".")[0].upper()
+        if data.get("ACCOUNT_NAME") != account or not data.get("CLIENT_APP_ID"):
+            return self.wrong(f"data.ACCOUNT_NAME must be {account} and CLIENT_APP_ID set")
+        if data.get("SESSION_PARAMETERS", {}).get("CLIENT_VALIDATE_DEFAULT_PARAMETERS") is not True:
+            return self.wrong("expected CLIENT_VALIDATE_DEFAULT_PARAMETERS")
+        user = str(data.get("LOGIN_NAME", "")).upper()
+        kind = SNOWFLAKE_USERS.get(user)
+        if data.get("AUTHENTICATOR") == "SNOWFLAKE_JWT":
+            if kind != "key" or not self.jwt_ok(data.get("TOKEN", ""), account, user):
+                return self.snowflake_failed("390144", "JWT token is invalid.")
+        elif kind != "password" or data.get("PASSWORD") != SNOWFLAKE_PASSWORD:
+            return self.snowflake_failed("390100", "Incorrect username or password was specified.")
+        role = query.get("roleName", ["PUBLIC"])[0].upper()
+        if role not in SNOWFLAKE_EXISTING_ROLES:
+            return self.snowflake_failed("390189", f"Role '{role}' specified in the connect string does not exist or not authorized. Contact your local system administrator, or attempt to login with another role, e.g. PUBLIC.")
+        if role not in SNOWFLAKE_ROLES:
+            return self.snowflake_failed("390186", f"Role '{role}' specified in the connect string is not granted to this user. Contact your local system administrator, or attempt to login with another role, e.g. PUBLIC.")
+        for param, known, what in (("databaseName", SNOWFLAKE_DATABASES, "database"),
+                                   ("warehouse", SNOWFLAKE_WAREHOUSES, "warehouse")):
+            if param in query and query[param][0].upper() not in known:
+                return self.snowflake_failed("390201", f"The requested {what} does not exist or not authorized.")
+        token = "ver:1-hint:1234-" + secrets.token_hex(16)
+        SNOWFLAKE_SESSIONS.add(token)
+        return self.answer(200, {"data": {
+            "masterToken": "ver:1-hint:1234-" + secrets.token_hex(16), "token": token,
+            "validityInSeconds": 3600, "masterValidityInSeconds": 14400, "displayUserName": user,
+            "serverVersion": "8.44.1", "firstLogin": False, "remMeToken": None, "remMeValidityInSeconds": 0,
+            "healthCheckInterval": 45, "newClientForUpgrade": None, "sessionId": 1234, "parameters": [],
+            "sessionInfo": {"databaseName": query.get("databaseName", [None])[0], "schemaName": None,
+                            "warehouseName": query.get("warehouse", [None])[0], "roleName": role},
+            "idToken": None, "idTokenValidityInSeconds": 0, "responseData": None, "mfaToken": None,
+            "mfaTokenValidityInSeconds": 0}, "code": None, "message": None, "success": True})
+
     # Databricks: OAuth M2M token endpoint, SQL warehouses, clusters.
     def databricks(self, method, url):
         if (method, url.path) == ("POST", "/oidc/v1/token"):
@@ -175,4 +279,6 @@ class Vendor(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port, pki = int(sys.argv[1]), sys.argv[2]
+    LOGIN_PUBLIC_KEY = serialization.load_pem_private_key(
+        Path(pki, "login_key.p8").read_bytes(), password=None).public_key()
     serve(port, Vendor, pki, background=False, cert="vendors")

@@ -9,6 +9,8 @@ in every state a TLS probe must tell apart.
   wrongname.{crt,key}         valid, for `other.example` only
   unknownca.{crt,key}         valid, signed by a CA nobody trusts
   selfsigned.{crt,key}        valid, signed by itself
+  login_key.p8, login_key_enc.p8   an RSA key for key-pair logins (Snowflake), PKCS#8, plain and
+                              encrypted with KEY_PASSPHRASE
   vendors.{crt,key}           valid, for the vendors' hosts the SaaS look-alikes stand in for
                               (VENDOR_NAMES; the probes reach them through PROBE_RESOLVE)
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DAY = datetime.timedelta(days=1)
@@ -54,7 +56,12 @@ VENDOR_NAMES = [
     "api.hubapi.com",
     "*.my.salesforce.com",
     "*.cloud.databricks.com",
+    "*.snowflakecomputing.com",
+    "*.us-east-1.snowflakecomputing.com",
 ]
+
+# The passphrase of the encrypted copy of the key-pair login key (test data).
+KEY_PASSPHRASE = "key-passphrase-1"
 
 
 def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, not_after, self_signed=False,
@@ -94,6 +101,12 @@ def write(out: Path) -> None:
     _leaf(out, "unknownca", "localhost", other_key, other, now - DAY, now + 365 * DAY)
     _leaf(out, "selfsigned", "localhost", None, None, now - DAY, now + 365 * DAY, self_signed=True)
     _leaf(out, "vendors", "localhost", ca_key, ca, now - DAY, now + 365 * DAY, more_names=VENDOR_NAMES)
+    login_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (out / "login_key.p8").write_bytes(login_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (out / "login_key_enc.p8").write_bytes(login_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(KEY_PASSPHRASE.encode())))
 
 
 if __name__ == "__main__":

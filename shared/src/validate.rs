@@ -215,7 +215,9 @@ pub fn check_config(
                         kind.as_str()
                     );
                     if kind.accepts_api_key_in_auth_config() {
-                        problem.push_str(" (apiKey or accessToken may be given in authConfig instead)");
+                        problem.push_str(
+                            " (apiKey or accessToken may be given in authConfig instead)",
+                        );
                     }
                     problems.push(FieldProblem::new(names.join("|"), problem));
                 }

@@ -18,10 +18,14 @@ const SF_CC_TOKEN: &str = "00Dxx0000000001!AQ8AQfromclientcreds";
 const DBX_TOKEN: &str = "dapi0123456789abcdef0123456789abcdef";
 const DBX_CLIENT: (&str, &str) = ("dbx-sp-client-id", "dose-dbx-client-secret-1");
 const DBX_CC_TOKEN: &str = "eyJraWQiOiJkYnhtMm0ifQ.m2m.token";
+const SNOWFLAKE_PASSWORD: &str = "snow-pass-1";
+const KEY_PASSPHRASE: &str = "key-passphrase-1";
 const WRONG: &str = "wrong-saas-secret-000";
 
 /// Every secret a row may hold or a token endpoint may return: none may show anywhere.
-pub const SECRETS: [&str; 10] = [
+pub const SECRETS: [&str; 12] = [
+    SNOWFLAKE_PASSWORD,
+    KEY_PASSPHRASE,
     HUBSPOT_TOKEN,
     HUBSPOT_NO_SCOPE,
     SF_TOKEN,
@@ -36,6 +40,19 @@ pub const SECRETS: [&str; 10] = [
 
 pub const SALESFORCE: &str = "https://acme.my.salesforce.com";
 const DATABRICKS: &str = "dbc-1.cloud.databricks.com";
+const SNOWFLAKE_LOCATOR: &str = "xy12345.us-east-1";
+const SNOWFLAKE_ORG: &str = "myorg-acct1";
+
+/// The key-pair login key of the tests' PKI (test_pki.py), plain or passphrase-encrypted.
+pub fn login_key(encrypted: bool) -> String {
+    let dir = std::env::var("TEST_PKI_DIR").expect("make integration sets TEST_PKI_DIR");
+    let file = if encrypted {
+        "login_key_enc.p8"
+    } else {
+        "login_key.p8"
+    };
+    std::fs::read_to_string(format!("{dir}/{file}")).unwrap()
+}
 
 /// Dry-run bodies that send every kind of SaaS credential once (for the leak scan of logs.rs).
 pub fn one_login_per_credential() -> Vec<Value> {
@@ -51,6 +68,10 @@ pub fn one_login_per_credential() -> Vec<Value> {
         json!({"type": "databricks", "config": wh,
                "authConfig": {"clientId": DBX_CLIENT.0, "clientSecret": DBX_CLIENT.1}}),
         json!({"type": "databricks", "config": wh, "authConfig": {"token": WRONG}}),
+        json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
+               "authConfig": {"username": "probe_user", "password": SNOWFLAKE_PASSWORD}}),
+        json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
+               "authConfig": {"username": "key_user", "privateKey": login_key(true), "passphrase": KEY_PASSPHRASE}}),
     ]
 }
 
@@ -62,7 +83,8 @@ pub fn vendor_settings() -> ProbeSettings {
         .unwrap();
     let mut settings = probe_settings();
     settings.resolve = Overrides::parse(&format!(
-        "api.hubapi.com:443:127.0.0.1:{port},acme.my.salesforce.com:443:127.0.0.1:{port},{DATABRICKS}:443:127.0.0.1:{port}"
+        "api.hubapi.com:443:127.0.0.1:{port},acme.my.salesforce.com:443:127.0.0.1:{port},{DATABRICKS}:443:127.0.0.1:{port},\
+         {SNOWFLAKE_LOCATOR}.snowflakecomputing.com:443:127.0.0.1:{port},{SNOWFLAKE_ORG}.snowflakecomputing.com:443:127.0.0.1:{port}"
     ))
     .unwrap();
     settings
@@ -354,6 +376,125 @@ async fn databricks_tokens_and_service_principals_reach_the_depth_they_allow() {
         if name == "pat" {
             assert!(d["message"].as_str().unwrap().contains("RUNNING"), "{raw}");
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn snowflake_passwords_and_key_pairs_reach_the_depth_they_allow() {
+    let cfg = |account: &str, warehouse: &str, database: &str, role: &str| json!({"account": account, "warehouse": warehouse, "database": database, "role": role});
+    let good = || cfg(SNOWFLAKE_LOCATOR, "COMPUTE_WH", "ANALYTICS", "ANALYST");
+    let password = |user: &str, p: &str| json!({"username": user, "password": p});
+    let key = |user: &str, encrypted: bool, passphrase: Option<&str>| {
+        let mut auth = json!({"username": user, "privateKey": login_key(encrypted)});
+        if let Some(p) = passphrase {
+            auth["passphrase"] = json!(p);
+        }
+        auth
+    };
+    let sf = "snowflake";
+    let rows: Vec<Row> = vec![
+        (
+            "password",
+            sf,
+            good(),
+            password("probe_user", SNOWFLAKE_PASSWORD),
+            "ok",
+            "authorized",
+        ),
+        (
+            "org-account",
+            sf,
+            cfg(SNOWFLAKE_ORG, "COMPUTE_WH", "ANALYTICS", "ANALYST"),
+            password("probe_user", SNOWFLAKE_PASSWORD),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-password",
+            sf,
+            good(),
+            password("probe_user", WRONG),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "key-pair",
+            sf,
+            good(),
+            key("key_user", false, None),
+            "ok",
+            "authorized",
+        ),
+        (
+            "key-pair-encrypted",
+            sf,
+            good(),
+            key("key_user", true, Some(KEY_PASSPHRASE)),
+            "ok",
+            "authorized",
+        ),
+        (
+            "key-not-registered",
+            sf,
+            good(),
+            key("probe_user", false, None),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "wrong-passphrase",
+            sf,
+            good(),
+            key("key_user", true, Some(WRONG)),
+            "invalid_config",
+            "-",
+        ),
+        (
+            "missing-database",
+            sf,
+            cfg(SNOWFLAKE_LOCATOR, "COMPUTE_WH", "NOPE", "ANALYST"),
+            password("probe_user", SNOWFLAKE_PASSWORD),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "missing-warehouse",
+            sf,
+            cfg(SNOWFLAKE_LOCATOR, "NOPE_WH", "ANALYTICS", "ANALYST"),
+            password("probe_user", SNOWFLAKE_PASSWORD),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "role-not-granted",
+            sf,
+            cfg(SNOWFLAKE_LOCATOR, "COMPUTE_WH", "ANALYTICS", "ACCOUNTADMIN"),
+            password("probe_user", SNOWFLAKE_PASSWORD),
+            "permission_denied",
+            "authenticated",
+        ),
+        ("no-credentials", sf, good(), json!({}), "ok", "reachable"),
+    ];
+    check("snowflake", rows, |name, d, raw| match name {
+        "password" | "key-pair" => {
+            assert_eq!(
+                d["server"],
+                json!({"product": "Snowflake", "version": "8.44.1"}),
+                "{raw}"
+            );
+            // The session the login opened was closed (the look-alike answers 200 only for a
+            // session it issued and has not closed).
+            assert!(raw.contains("close session: HTTP 200"), "{raw}");
+        }
+        "wrong-password" => assert!(d["message"].as_str().unwrap().contains("390100"), "{raw}"),
+        "key-not-registered" => assert!(d["message"].as_str().unwrap().contains("390144"), "{raw}"),
+        "wrong-passphrase" => assert!(
+            d["message"].as_str().unwrap().contains("passphrase"),
+            "{raw}"
+        ),
+        "role-not-granted" => assert!(d["message"].as_str().unwrap().contains("390186"), "{raw}"),
+        _ => {}
     })
     .await;
 }

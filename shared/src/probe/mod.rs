@@ -366,6 +366,9 @@ impl Prober {
                     ConnectorType::Databricks => {
                         saas::databricks::login(&api, config, secret, rec).await
                     }
+                    ConnectorType::Snowflake => {
+                        saas::snowflake::login(&api, config, secret, rec).await
+                    }
                     _ => Err(Failure::new(
                         ProbeCode::InvalidConfig,
                         "no login for this type",

@@ -111,6 +111,7 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
             | Salesforce
             | Hubspot
             | Databricks
+            | Snowflake
             | AwsS3
             | AmazonKinesis
     )
@@ -188,13 +189,13 @@ pub fn target_for(
             url: parse_url(required(config, "url")?, "config.url")?,
             auth: http_auth(secret),
         }),
-        Snowflake => Ok(Target::Http {
-            url: https(
+        Snowflake => {
+            https(
                 &format!("{}.snowflakecomputing.com", required(config, "account")?),
                 "/",
-            )?,
-            auth: HttpAuth::None,
-        }),
+            )?;
+            Ok(Target::Saas)
+        }
         Databricks => {
             if !crate::validate::is_host(required(config, "host")?) {
                 return Err("config.host must be a host name".into());
@@ -412,8 +413,8 @@ mod tests {
     #[test]
     fn saas_urls() {
         assert_eq!(
-            url_of(target("snowflake", json!({"account": "xy12345.us-east-1"}), None).unwrap()),
-            "https://xy12345.us-east-1.snowflakecomputing.com/"
+            target("snowflake", json!({"account": "xy12345.us-east-1"}), None),
+            Ok(Target::Saas)
         );
         assert_eq!(
             target(

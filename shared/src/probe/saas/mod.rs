@@ -6,6 +6,8 @@
 pub mod databricks;
 pub mod hubspot;
 pub mod salesforce;
+pub mod signing_key;
+pub mod snowflake;
 
 use super::http::{handshake_of, tls_reason, transport_failure, HttpProbe};
 use super::report::{Failure, ProbeCode, Recorder, StepName};
@@ -131,6 +133,13 @@ pub fn form(request: RequestBuilder, pairs: &[(&str, &str)]) -> RequestBuilder {
             "application/x-www-form-urlencoded",
         )
         .body(body)
+}
+
+/// A JSON body.
+pub fn json_body(request: RequestBuilder, body: &Value) -> RequestBuilder {
+    request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
 }
 
 /// The body, up to `MAX_BODY` bytes.
