@@ -12,6 +12,10 @@ request that is not what the vendor expects gets 400 with the reason, so a test 
   *.snowflakecomputing.com  POST /session/v1/login-request (password or SNOWFLAKE_JWT),
                           POST /session?delete=true
                           https://docs.snowflake.com/en/user-guide/key-pair-auth
+  oauth2.googleapis.com   POST /token (RFC 7523 JWT bearer assertion of a service account)
+  bigquery.googleapis.com GET /bigquery/v2/projects/{p}/datasets/{d}
+  storage.googleapis.com  GET /storage/v1/b/{bucket}
+                          https://developers.google.com/identity/protocols/oauth2/service-account#httprest
   *.cloud.databricks.com  POST /oidc/v1/token (client_credentials, Basic, scope all-apis),
                           GET /api/2.0/sql/warehouses/{id}, GET /api/2.0/clusters/get?cluster_id=
                           https://docs.databricks.com/en/dev-tools/auth/oauth-m2m.html
@@ -57,6 +61,13 @@ SNOWFLAKE_ROLES = {"ANALYST", "PUBLIC"}
 SNOWFLAKE_EXISTING_ROLES = SNOWFLAKE_ROLES | {"ACCOUNTADMIN"}
 SNOWFLAKE_SESSIONS = set()
 LOGIN_PUBLIC_KEY = None  # loaded from PKI_DIR/login_key.p8 at start
+# The Google service account (its key is login_key.p8), its grants, and the tokens issued.
+GOOGLE_SA = {"client_email": "probe@probe-project.iam.gserviceaccount.com", "private_key_id": "0123abcd"}
+GOOGLE_SCOPES = {"https://www.googleapis.com/auth/bigquery.readonly": "bigquery",
+                 "https://www.googleapis.com/auth/devstorage.read_only": "storage"}
+GOOGLE_TOKENS = {}  # access token → "bigquery" | "storage"
+BQ_DATASETS = {"probe-project:analytics": True, "probe-project:secret": False}
+GCS_BUCKETS = {"probe-bucket": True, "locked-bucket": False}
 
 
 def b64url(data: str) -> bytes:
@@ -116,6 +127,8 @@ class Vendor(BaseHTTPRequestHandler):
             return self.databricks(method, url)
         if host.endswith(".snowflakecomputing.com"):
             return self.snowflake(method, url, host)
+        if host in ("oauth2.googleapis.com", "bigquery.googleapis.com", "storage.googleapis.com"):
+            return self.google(method, url, host)
         self.wrong(f"no vendor answers for host {host!r}")
 
     # HubSpot: account information API.
@@ -240,6 +253,59 @@ class Vendor(BaseHTTPRequestHandler):
                             "warehouseName": query.get("warehouse", [None])[0], "roleName": role},
             "idToken": None, "idTokenValidityInSeconds": 0, "responseData": None, "mfaToken": None,
             "mfaTokenValidityInSeconds": 0}, "code": None, "message": None, "success": True})
+
+    # Google: the token endpoint (JWT bearer), BigQuery datasets.get, Cloud Storage buckets.get.
+    def google(self, method, url, host):
+        if host == "oauth2.googleapis.com":
+            if (method, url.path) != ("POST", "/token"):
+                return self.answer(404, {"error": "not_found"})
+            form = self.form() or {}
+            if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return self.answer(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "})
+            try:
+                head, payload, sig = form.get("assertion", "").split(".")
+                header, claims = json.loads(b64url(head)), json.loads(b64url(payload))
+            except ValueError:
+                return self.answer(400, {"error": "invalid_grant", "error_description": "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe"})
+            if header.get("alg") != "RS256" or header.get("kid") != GOOGLE_SA["private_key_id"] \
+                    or claims.get("iss") != GOOGLE_SA["client_email"]:
+                return self.answer(400, {"error": "invalid_grant", "error_description": "Invalid grant: account not found"})
+            try:
+                LOGIN_PUBLIC_KEY.verify(b64url(sig), f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            except Exception:
+                return self.answer(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+            now = time.time()
+            if claims.get("aud") != "https://oauth2.googleapis.com/token" or not (
+                    claims.get("iat", 0) <= now + 60 and now < claims.get("exp", 0) <= claims.get("iat", 0) + 3600):
+                return self.answer(400, {"error": "invalid_grant", "error_description": "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."})
+            if claims.get("scope") not in GOOGLE_SCOPES:
+                return self.answer(400, {"error": "invalid_scope", "error_description": "Invalid OAuth scope or ID token audience provided."})
+            token = "ya29.c." + secrets.token_urlsafe(24)
+            GOOGLE_TOKENS[token] = GOOGLE_SCOPES[claims["scope"]]
+            return self.answer(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+        if method != "GET":
+            return self.wrong(f"unexpected {method}")
+        service = "bigquery" if host.startswith("bigquery") else "storage"
+        if GOOGLE_TOKENS.get(self.bearer()) != service:
+            return self.answer(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "status": "UNAUTHENTICATED"}})
+        parts = url.path.strip("/").split("/")
+        if service == "bigquery" and len(parts) == 6 and parts[:3] == ["bigquery", "v2", "projects"] and parts[4] == "datasets":
+            ref = f"{parts[3]}:{parts[5]}"
+            if ref not in BQ_DATASETS:
+                return self.answer(404, {"error": {"code": 404, "message": f"Not found: Dataset {ref}", "status": "NOT_FOUND"}})
+            if not BQ_DATASETS[ref]:
+                return self.answer(403, {"error": {"code": 403, "message": f"Access Denied: Dataset {ref}: Permission bigquery.datasets.get denied on dataset {ref} (or it may not exist).", "status": "PERMISSION_DENIED"}})
+            return self.answer(200, {"kind": "bigquery#dataset", "id": ref, "location": "US",
+                                     "datasetReference": {"projectId": parts[3], "datasetId": parts[5]}})
+        if service == "storage" and len(parts) == 4 and parts[:3] == ["storage", "v1", "b"]:
+            bucket = parts[3]
+            if bucket not in GCS_BUCKETS:
+                return self.answer(404, {"error": {"code": 404, "message": "The specified bucket does not exist.", "errors": [{"message": "The specified bucket does not exist.", "domain": "global", "reason": "notFound"}]}})
+            if not GCS_BUCKETS[bucket]:
+                message = f"{GOOGLE_SA['client_email']} does not have storage.buckets.get access to the Google Cloud Storage bucket. Permission 'storage.buckets.get' denied on resource (or it may not exist)."
+                return self.answer(403, {"error": {"code": 403, "message": message, "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}})
+            return self.answer(200, {"kind": "storage#bucket", "id": bucket, "name": bucket, "location": "US"})
+        return self.answer(404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}})
 
     # Databricks: OAuth M2M token endpoint, SQL warehouses, clusters.
     def databricks(self, method, url):

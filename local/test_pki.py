@@ -9,7 +9,8 @@ in every state a TLS probe must tell apart.
   wrongname.{crt,key}         valid, for `other.example` only
   unknownca.{crt,key}         valid, signed by a CA nobody trusts
   selfsigned.{crt,key}        valid, signed by itself
-  login_key.p8, login_key_enc.p8   an RSA key for key-pair logins (Snowflake), PKCS#8, plain and
+  login_key.p8, login_key_enc.p8   an RSA key for key-pair logins (Snowflake, the Google service
+                              account of the look-alike), PKCS#8, plain and
                               encrypted with KEY_PASSPHRASE
   vendors.{crt,key}           valid, for the vendors' hosts the SaaS look-alikes stand in for
                               (VENDOR_NAMES; the probes reach them through PROBE_RESOLVE)
@@ -58,6 +59,9 @@ VENDOR_NAMES = [
     "*.cloud.databricks.com",
     "*.snowflakecomputing.com",
     "*.us-east-1.snowflakecomputing.com",
+    "oauth2.googleapis.com",
+    "bigquery.googleapis.com",
+    "storage.googleapis.com",
 ]
 
 # The passphrase of the encrypted copy of the key-pair login key (test data).

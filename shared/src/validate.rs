@@ -114,6 +114,9 @@ pub fn parse_create(mut body: Map<String, Value>) -> Result<NewConnector, ApiErr
             &config,
             has_api_key(auth_config.as_ref().map(|s| &s.0)),
         ));
+        if let Some(auth) = &auth_config {
+            problems.extend(check_auth_config(kind, &auth.0));
+        }
     }
     match (name, kind, auth_method) {
         (Some(name), Some(kind), Some(auth_method)) if problems.is_empty() => Ok(NewConnector {
@@ -318,12 +321,60 @@ fn uri_holds_password(uri: &str) -> bool {
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
+/// Google's OAuth 2.0 token endpoint: the only `token_uri` a service-account key may name (the
+/// signed assertion goes there).
+pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// The form of the authConfig fields whose content decides where credentials go (checked on the
+/// final, unmasked authConfig): a Google service-account key must name Google's token endpoint.
+pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    if matches!(kind, ConnectorType::Bigquery | ConnectorType::Gcs) {
+        if let Some(raw) = auth.get("serviceAccountKey") {
+            let field = "authConfig.serviceAccountKey";
+            match service_account_key(raw) {
+                None => problems.push(FieldProblem::new(
+                    field,
+                    "must be a service-account key: an object, or a JSON string of one",
+                )),
+                Some(key) => match key.get("token_uri") {
+                    None => {}
+                    Some(Value::String(u)) if u == GOOGLE_TOKEN_URI => {}
+                    Some(_) => problems.push(FieldProblem::new(
+                        format!("{field}.token_uri"),
+                        format!(
+                            "must be {GOOGLE_TOKEN_URI} (the signed assertion goes only to Google)"
+                        ),
+                    )),
+                },
+            }
+        }
+    }
+    problems
+}
+
+/// A service-account key given as an object or as the JSON text of one.
+pub fn service_account_key(raw: &Value) -> Option<Map<String, Value>> {
+    match raw {
+        Value::Object(m) => Some(m.clone()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// True for an authConfig field that holds an API key (`apiKey`, or `accessToken`, its newer name).
+pub fn is_api_key_field(name: &str) -> bool {
+    matches!(name, "apiKey" | "accessToken")
+}
+
 /// True when an authConfig holds a non-empty `apiKey` or `accessToken` (its newer name).
 pub fn has_api_key(auth_config: Option<&Map<String, Value>>) -> bool {
     auth_config.is_some_and(|a| {
-        ["apiKey", "accessToken"]
-            .iter()
-            .any(|k| a.get(*k).is_some_and(is_non_empty_string))
+        a.iter()
+            .any(|(k, v)| is_api_key_field(k) && is_non_empty_string(v))
     })
 }
 

@@ -417,6 +417,17 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
             panic!("secret in a log line: {line}");
         }
     }
+    // Tokens the vendors' look-alikes hand out (Google access tokens, Snowflake session tokens)
+    // are random: their fixed prefixes must not show anywhere either.
+    for issued in ["ya29.c.", "ver:1-hint:"] {
+        assert!(!logs.contains(issued), "an issued token in the logs");
+        assert!(
+            exchanges
+                .iter()
+                .all(|(r, h)| !r.raw.contains(issued) && !h.contains(issued)),
+            "an issued token in a response"
+        );
+    }
     // The KMS data key travels in GenerateDataKey's answer; at trace it must not be logged either.
     assert!(!logs.contains("\"Plaintext\""), "a data key in the logs");
 }

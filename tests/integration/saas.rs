@@ -70,6 +70,8 @@ pub fn one_login_per_credential() -> Vec<Value> {
         json!({"type": "databricks", "config": wh, "authConfig": {"token": WRONG}}),
         json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
                "authConfig": {"username": "probe_user", "password": SNOWFLAKE_PASSWORD}}),
+        json!({"type": "bigquery", "config": {"project": "probe-project", "dataset": "analytics"},
+               "authConfig": {"serviceAccountKey": service_account("https://oauth2.googleapis.com/token", true)}}),
         json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
                "authConfig": {"username": "key_user", "privateKey": login_key(true), "passphrase": KEY_PASSPHRASE}}),
     ]
@@ -84,7 +86,8 @@ pub fn vendor_settings() -> ProbeSettings {
     let mut settings = probe_settings();
     settings.resolve = Overrides::parse(&format!(
         "api.hubapi.com:443:127.0.0.1:{port},acme.my.salesforce.com:443:127.0.0.1:{port},{DATABRICKS}:443:127.0.0.1:{port},\
-         {SNOWFLAKE_LOCATOR}.snowflakecomputing.com:443:127.0.0.1:{port},{SNOWFLAKE_ORG}.snowflakecomputing.com:443:127.0.0.1:{port}"
+         {SNOWFLAKE_LOCATOR}.snowflakecomputing.com:443:127.0.0.1:{port},{SNOWFLAKE_ORG}.snowflakecomputing.com:443:127.0.0.1:{port},\
+         oauth2.googleapis.com:443:127.0.0.1:{port},bigquery.googleapis.com:443:127.0.0.1:{port},storage.googleapis.com:443:127.0.0.1:{port}"
     ))
     .unwrap();
     settings
@@ -497,6 +500,144 @@ async fn snowflake_passwords_and_key_pairs_reach_the_depth_they_allow() {
         _ => {}
     })
     .await;
+}
+
+/// The look-alike's service account (its key is the PKI's login key), as Google issues it.
+pub fn service_account(token_uri: &str, as_text: bool) -> Value {
+    let key = json!({
+        "type": "service_account",
+        "project_id": "probe-project",
+        "private_key_id": "0123abcd",
+        "private_key": login_key(false),
+        "client_email": "probe@probe-project.iam.gserviceaccount.com",
+        "client_id": "100000000000000000001",
+        "token_uri": token_uri,
+    });
+    if as_text {
+        json!(key.to_string())
+    } else {
+        key
+    }
+}
+
+#[tokio::test]
+async fn google_service_accounts_reach_the_depth_they_allow() {
+    const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+    let sa = |as_text| json!({"serviceAccountKey": service_account(TOKEN_URI, as_text)});
+    let bq = |dataset: &str| json!({"project": "probe-project", "dataset": dataset});
+    let gcs = |bucket: &str| json!({"project": "probe-project", "bucket": bucket});
+    let mut stranger = service_account(TOKEN_URI, false);
+    stranger["client_email"] = json!("someone@other.iam.gserviceaccount.com");
+    let rows: Vec<Row> = vec![
+        (
+            "bq",
+            "bigquery",
+            bq("analytics"),
+            sa(false),
+            "ok",
+            "authorized",
+        ),
+        (
+            "bq-key-as-text",
+            "bigquery",
+            bq("analytics"),
+            sa(true),
+            "ok",
+            "authorized",
+        ),
+        (
+            "bq-unknown-account",
+            "bigquery",
+            bq("analytics"),
+            json!({"serviceAccountKey": stranger}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "bq-missing",
+            "bigquery",
+            bq("nope"),
+            sa(false),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "bq-no-grant",
+            "bigquery",
+            bq("secret"),
+            sa(false),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "bq-no-credentials",
+            "bigquery",
+            bq("analytics"),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+        (
+            "gcs",
+            "gcs",
+            gcs("probe-bucket"),
+            sa(false),
+            "ok",
+            "authorized",
+        ),
+        (
+            "gcs-missing",
+            "gcs",
+            gcs("gone-bucket"),
+            sa(false),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "gcs-no-grant",
+            "gcs",
+            gcs("locked-bucket"),
+            sa(false),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "gcs-no-credentials",
+            "gcs",
+            gcs("probe-bucket"),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+    ];
+    check("google", rows, |name, d, raw| {
+        if name == "bq-unknown-account" {
+            assert!(
+                d["message"].as_str().unwrap().contains("invalid_grant"),
+                "{raw}"
+            );
+        }
+    })
+    .await;
+    // A token_uri that is not Google's is refused at create, named down to the field.
+    let t = Tenant::new("googleuri");
+    for as_text in [false, true] {
+        let r = t
+            .create(json!({"name": format!("bq-{as_text}"), "type": "bigquery", "config": bq("analytics"),
+                           "authConfig": {"serviceAccountKey": service_account("https://collector.example.com/token", as_text)}}))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.raw);
+        assert_eq!(
+            r.fields(),
+            ["authConfig.serviceAccountKey.token_uri"],
+            "{}",
+            r.raw
+        );
+        assert!(
+            !r.raw.contains("BEGIN PRIVATE KEY"),
+            "the key is not echoed"
+        );
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,9 @@ use crate::http::json;
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket};
-use crate::validate::{check_config, has_api_key, parse_create, parse_update, Change};
+use crate::validate::{
+    check_auth_config, check_config, has_api_key, parse_create, parse_update, Change,
+};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -119,7 +121,10 @@ where
             }
         }
         .filter(|s| !s.0.is_empty());
-        let problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
+        let mut problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
+        if let Some(s) = &secret {
+            problems.extend(check_auth_config(kind, &s.0));
+        }
         if !problems.is_empty() {
             return Err(ApiError::validation(problems));
         }

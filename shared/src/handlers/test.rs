@@ -17,7 +17,7 @@ use crate::probe::target::probe_uses_secret;
 use crate::probe::Prober;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, StoreError};
 use crate::token::TokenVerifier;
-use crate::validate::{check_config, has_api_key, requested_id};
+use crate::validate::{check_config, has_api_key, is_api_key_field, requested_id};
 use lambda_http::http::header::{HeaderName, HeaderValue};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -265,7 +265,10 @@ where
         };
         let api_key = match &secret {
             Some(s) => has_api_key(Some(&s.0)),
-            None => current.auth_config_fields.iter().any(|f| f == "apiKey"),
+            None => current
+                .auth_config_fields
+                .iter()
+                .any(|f| is_api_key_field(f)),
         };
         let problems = check_config(current.kind, &current.config, api_key);
         let diagnostics = if problems.is_empty() {

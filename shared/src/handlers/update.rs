@@ -12,7 +12,10 @@ use crate::masking::{may_hold_masks, restore_masked};
 use crate::model::{field_names, Connector, PlainSecret, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
-use crate::validate::{check_config, has_api_key, parse_update, Change, ConnectorPatch};
+use crate::validate::{
+    check_auth_config, check_config, has_api_key, is_api_key_field, parse_update, Change,
+    ConnectorPatch,
+};
 use lambda_http::{Body, Request, Response};
 use serde_json::Map;
 
@@ -106,7 +109,10 @@ async fn apply<E: SecretSealer>(
     }
     if patch.touches_config() {
         let api_key = match &patch.auth_config {
-            Change::Keep => current.auth_config_fields.iter().any(|f| f == "apiKey"),
+            Change::Keep => current
+                .auth_config_fields
+                .iter()
+                .any(|f| is_api_key_field(f)),
             Change::Clear => false,
             Change::Set(s) => has_api_key(Some(&s.0)),
         };
@@ -127,6 +133,10 @@ async fn apply<E: SecretSealer>(
         }
         Change::Set(incoming) => {
             let secret = unmask(sealer, ctx, current, incoming).await?;
+            let problems = check_auth_config(next.kind, &secret.0);
+            if !problems.is_empty() {
+                return Err(ApiError::validation(problems));
+            }
             next.auth_config_fields = field_names(&secret.0);
             next.auth_config = match secret.0.is_empty() {
                 true => None,

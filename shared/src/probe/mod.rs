@@ -369,6 +369,9 @@ impl Prober {
                     ConnectorType::Snowflake => {
                         saas::snowflake::login(&api, config, secret, rec).await
                     }
+                    ConnectorType::Bigquery | ConnectorType::Gcs => {
+                        saas::google::login(&api, kind, config, secret, rec).await
+                    }
                     _ => Err(Failure::new(
                         ProbeCode::InvalidConfig,
                         "no login for this type",

@@ -112,6 +112,8 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
             | Hubspot
             | Databricks
             | Snowflake
+            | Bigquery
+            | Gcs
             | AwsS3
             | AmazonKinesis
     )
@@ -204,23 +206,14 @@ pub fn target_for(
             Ok(Target::Saas)
         }
         Bigquery => {
-            let path = format!(
-                "/bigquery/v2/projects/{}/datasets/{}",
-                seg(required(config, "project")?),
-                seg(required(config, "dataset")?)
-            );
-            Ok(Target::Http {
-                url: https("bigquery.googleapis.com", &path)?,
-                auth: HttpAuth::None,
-            })
+            required(config, "project")?;
+            required(config, "dataset")?;
+            Ok(Target::Saas)
         }
-        Gcs => Ok(Target::Http {
-            url: https(
-                "storage.googleapis.com",
-                &format!("/storage/v1/b/{}", seg(required(config, "bucket")?)),
-            )?,
-            auth: HttpAuth::None,
-        }),
+        Gcs => {
+            required(config, "bucket")?;
+            Ok(Target::Saas)
+        }
         AzureBlob => {
             let host = format!(
                 "{}.blob.core.windows.net",
@@ -425,12 +418,8 @@ mod tests {
             Ok(Target::Saas)
         );
         assert_eq!(
-            url_of(target("bigquery", json!({"project": "p1", "dataset": "d 1"}), None).unwrap()),
-            "https://bigquery.googleapis.com/bigquery/v2/projects/p1/datasets/d%201"
-        );
-        assert_eq!(
-            url_of(target("gcs", json!({"bucket": "b/../x", "project": "p"}), None).unwrap()),
-            "https://storage.googleapis.com/storage/v1/b/b%2F..%2Fx"
+            target("gcs", json!({"bucket": "b/../x", "project": "p"}), None),
+            Ok(Target::Saas)
         );
         assert_eq!(
             url_of(

@@ -4,6 +4,7 @@
 //! certificate is reported.
 
 pub mod databricks;
+pub mod google;
 pub mod hubspot;
 pub mod salesforce;
 pub mod signing_key;

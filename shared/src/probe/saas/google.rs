@@ -1,0 +1,173 @@
+//! Google (bigquery, gcs): a service-account key (`serviceAccountKey`, an object or its JSON
+//! text: `client_email`, `private_key`, `private_key_id`, `token_uri`) signs an RS256 JWT
+//! assertion (`iss` the client email, `scope` read-only, `aud` the token endpoint, an hour) that
+//! Google's token endpoint exchanges for an access token (RFC 7523); then
+//! `GET …/bigquery/v2/projects/{project}/datasets/{dataset}` or `GET …/storage/v1/b/{bucket}`.
+//! `token_uri` comes from the tenant: only Google's is accepted (a 400 at create and update; the
+//! vendor host check blocks a stored legacy value). 400 `invalid_grant` / 401 → `auth_failed`,
+//! 403 → `permission_denied`, 404 → `not_found`.
+
+use super::signing_key::{unix_now, SigningKey};
+use super::{field, form, oauth_token, unchecked, Answer, Api};
+use crate::model::ConnectorType;
+use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
+use crate::validate::{service_account_key, GOOGLE_TOKEN_URI};
+use reqwest::Method;
+use serde_json::{Map, Value};
+use url::Url;
+
+#[derive(serde::Serialize)]
+struct Assertion<'a> {
+    iss: &'a str,
+    scope: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+/// The resource a type reads, and the read-only scope that reads it.
+fn resource(
+    kind: ConnectorType,
+    config: &Map<String, Value>,
+) -> Result<(Url, &'static str, String), Failure> {
+    let get = |k: &str| field(Some(config), k).unwrap_or_default();
+    let (url, scope, what) = match kind {
+        ConnectorType::Bigquery => (
+            format!(
+                "https://bigquery.googleapis.com/bigquery/v2/projects/{}/datasets/{}",
+                seg(get("project")),
+                seg(get("dataset"))
+            ),
+            "https://www.googleapis.com/auth/bigquery.readonly",
+            format!("dataset {}:{}", get("project"), get("dataset")),
+        ),
+        _ => (
+            format!(
+                "https://storage.googleapis.com/storage/v1/b/{}",
+                seg(get("bucket"))
+            ),
+            "https://www.googleapis.com/auth/devstorage.read_only",
+            format!("bucket {}", get("bucket")),
+        ),
+    };
+    let url = Url::parse(&url)
+        .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the Google resource URL"))?;
+    Ok((url, scope, what))
+}
+
+pub async fn login(
+    api: &Api<'_>,
+    kind: ConnectorType,
+    config: &Map<String, Value>,
+    secret: Option<&Map<String, Value>>,
+    rec: &mut Recorder,
+) -> Result<String, Failure> {
+    let (url, scope, what) = resource(kind, config)?;
+    let Some(raw) = secret.and_then(|s| s.get("serviceAccountKey")) else {
+        api.send(StepName::Http, &what, api.request(Method::GET, url), rec)
+            .await?;
+        rec.reached(Depth::Reachable);
+        return Ok(unchecked("Google", "serviceAccountKey"));
+    };
+    let key = service_account_key(raw).ok_or_else(|| {
+        Failure::new(
+            ProbeCode::InvalidConfig,
+            "authConfig.serviceAccountKey is not a service-account key",
+        )
+    })?;
+    let text = |k: &str| key.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (Some(email), Some(pem)) = (text("client_email"), text("private_key")) else {
+        return Err(Failure::new(
+            ProbeCode::InvalidConfig,
+            "authConfig.serviceAccountKey needs client_email and private_key",
+        ));
+    };
+    let token_uri = text("token_uri").unwrap_or(GOOGLE_TOKEN_URI);
+    let endpoint = Url::parse(token_uri).map_err(|_| {
+        Failure::new(
+            ProbeCode::InvalidConfig,
+            "serviceAccountKey.token_uri is not a URL",
+        )
+    })?;
+    let signer = SigningKey::from_pem(pem, None).map_err(|e| {
+        Failure::new(
+            ProbeCode::InvalidConfig,
+            format!("authConfig.serviceAccountKey.private_key: {e}"),
+        )
+    })?;
+    let now = unix_now();
+    let assertion = signer
+        .sign(
+            &Assertion {
+                iss: email,
+                scope,
+                aud: token_uri,
+                iat: now,
+                exp: now + 3600,
+            },
+            text("private_key_id"),
+        )
+        .map_err(|e| Failure::new(ProbeCode::InvalidConfig, e))?;
+    let fields = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", assertion.as_str()),
+    ];
+    let answer = api
+        .send(
+            StepName::Auth,
+            "token endpoint",
+            form(api.request(Method::POST, endpoint), &fields),
+            rec,
+        )
+        .await?;
+    rec.reached(Depth::Reachable);
+    let (token, _) = oauth_token(&answer, "Google's token endpoint")?;
+    rec.reached(Depth::Authenticated);
+    let answer = api
+        .send(
+            StepName::Access,
+            &what,
+            api.request(Method::GET, url).bearer_auth(&token),
+            rec,
+        )
+        .await?;
+    outcome(&answer, &what, rec)
+}
+
+fn outcome(answer: &Answer, what: &str, rec: &mut Recorder) -> Result<String, Failure> {
+    let status = answer.json();
+    let reason = status
+        .pointer("/error/status")
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= 40 && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .unwrap_or("");
+    match answer.status {
+        200 => {
+            rec.reached(Depth::Authorized);
+            Ok(format!("the service account reads {what}"))
+        }
+        401 => Err(Failure::new(
+            ProbeCode::AuthFailed,
+            format!("Google refused the access token (HTTP 401 {reason})"),
+        )),
+        403 => Err(Failure::new(
+            ProbeCode::PermissionDenied,
+            format!("the service account may not read {what} (HTTP 403 {reason})"),
+        )),
+        404 => Err(Failure::new(
+            ProbeCode::NotFound,
+            format!("{what} does not exist (HTTP 404)"),
+        )),
+        code => Err(Failure::new(
+            ProbeCode::HttpError,
+            format!("Google answered HTTP {code} for {what}"),
+        )),
+    }
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
