@@ -15,7 +15,7 @@ TENANTS ?= $(TENANT)
 ROLE ?= admin
 export PORT AWS_EMULATOR_PORT TEST_EMULATOR_PORT JWT_SECRET JWT_ISSUER JWT_AUDIENCE
 
-.PHONY: help venv local local-test fuzz-short token fake-postgres postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
+.PHONY: help venv npm-tools local local-test fuzz-short token fake-postgres postgres test fmt lint unit integration contract template release replay api-fuzz bench bench-check fuzz
 
 help:
 	@echo "make local                      serve the API at http://127.0.0.1:$(PORT)/api/v1/connectors on emulated AWS"
@@ -35,6 +35,14 @@ $(VENV)/.installed: local/requirements.txt
 
 venv: $(VENV)/.installed
 
+# The project-local npm tools (Azurite), pinned by local/npm/package-lock.json.
+NPM_TOOLS := local/npm/node_modules/.installed
+$(NPM_TOOLS): local/npm/package.json local/npm/package-lock.json
+	npm ci --prefix local/npm --no-audit --no-fund --silent
+	touch $@
+
+npm-tools: $(NPM_TOOLS)
+
 local: venv
 	local/run.sh
 
@@ -52,7 +60,7 @@ fake-postgres:
 # (and MariaDB on the port +2, the caching_sha2 look-alike on +3; see local/with-databases.sh).
 # Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/db-test-$(PG_PORT)/postgres/pki/ca.pem
 PG_PORT ?= 15463
-postgres: venv
+postgres: venv npm-tools
 	PG_TEST_PORT=$(PG_PORT) local/with-databases.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; MariaDB on :$$MYSQL_TEST_PORT (user app, database appdb); caching_sha2 look-alike on :$$MYSQL_SHA2_TEST_PORT (user sha2user); CA $$PG_TEST_CA_FILE. Ctrl-C stops them."; sleep infinity' || true
 
 fmt:
@@ -65,7 +73,7 @@ unit:
 	cargo test --workspace --lib --bins
 
 # The integration tests against the AWS emulator and a real PostgreSQL (login probes).
-integration: venv
+integration: venv npm-tools
 	local/with-emulator.sh local/with-databases.sh cargo test -p integration-tests --test integration
 
 # `make local` through its own start script: idle past the old runtime timeout, a tool writing into

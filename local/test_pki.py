@@ -62,6 +62,7 @@ VENDOR_NAMES = [
     "oauth2.googleapis.com",
     "bigquery.googleapis.com",
     "storage.googleapis.com",
+    "*.blob.core.windows.net",
 ]
 
 # The passphrase of the encrypted copy of the key-pair login key (test data).

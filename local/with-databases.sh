@@ -9,7 +9,8 @@
 #   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py),
 #   and for the tls_failed reasons, servers presenting an expired certificate / one from an unknown
 #   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17,
-#   and the HTTPS look-alikes of HubSpot, Salesforce and Databricks on +18 (saas_peer.py).
+#   the HTTPS look-alikes of HubSpot, Salesforce, Databricks, Snowflake and Google on +18
+#   (saas_peer.py), and Azurite (the Azure Storage emulator, HTTPS) on +19 (azurite_server.py).
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,7 @@ cleanup() {
   [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
   [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
+  "$py" "$root/local/azurite_server.py" stop "$dir/azurite" || true
   "$py" "$root/local/sshd_server.py" stop "$dir/sshd" || true
   "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
   "$py" "$root/local/postgres_server.py" stop "$dir/postgres" || true
@@ -58,6 +60,8 @@ mongo_pid=$!
 export SAAS_TEST_PORT=$((port + 18))
 "$py" "$root/local/saas_peer.py" "$SAAS_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/saas-peer.log" &
 saas_pid=$!
+settings=$("$py" "$root/local/azurite_server.py" start "$dir/azurite" $((port + 19)) "$TEST_PKI_DIR")
+export_settings "$settings"
 # The look-alikes listen within a moment; wait until they accept.
 for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$KAFKA_UNKNOWNCA_TEST_PORT" \
   "$MONGO_TEST_PORT" $((MONGO_TEST_PORT + 1)) "$MONGO_UNKNOWNCA_TEST_PORT" "$SAAS_TEST_PORT"; do

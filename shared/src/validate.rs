@@ -264,6 +264,17 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
             Some(s) if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") => None,
             _ => Some("must be a mongodb:// or mongodb+srv:// URI".into()),
         },
+        "connectionString" if kind == ConnectorType::AzureBlob => match value.as_str() {
+            // config is returned in clear: a key or SAS there would be shown to every reader.
+            Some(s) if {
+                let lower = s.to_ascii_lowercase();
+                lower.contains("accountkey=") || lower.contains("sharedaccesssignature=")
+            } => Some(
+                "must not hold AccountKey or SharedAccessSignature (config is returned in clear); put the connection string in authConfig.connectionString".into(),
+            ),
+            Some(s) if !s.trim().is_empty() => None,
+            _ => Some("must be a non-empty string".into()),
+        },
         "securityProtocol" if matches!(kind, ConnectorType::Kafka | ConnectorType::ConfluentKafka) => {
             let ok = value.as_str().is_some_and(|s| {
                 matches!(s.trim().to_ascii_uppercase().as_str(), "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL")

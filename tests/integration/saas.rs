@@ -70,6 +70,10 @@ pub fn one_login_per_credential() -> Vec<Value> {
         json!({"type": "databricks", "config": wh, "authConfig": {"token": WRONG}}),
         json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
                "authConfig": {"username": "probe_user", "password": SNOWFLAKE_PASSWORD}}),
+        json!({"type": "azure_blob", "config": {"storageAccount": "probeacct", "container": "probe-container"},
+               "authConfig": {"accountKey": env("AZURE_TEST_KEY")}}),
+        json!({"type": "azure_blob", "config": {"storageAccount": "probeacct", "container": "probe-container"},
+               "authConfig": {"sasToken": env("AZURE_TEST_SAS")}}),
         json!({"type": "bigquery", "config": {"project": "probe-project", "dataset": "analytics"},
                "authConfig": {"serviceAccountKey": service_account("https://oauth2.googleapis.com/token", true)}}),
         json!({"type": "snowflake", "config": {"account": SNOWFLAKE_LOCATOR, "warehouse": "COMPUTE_WH", "database": "ANALYTICS"},
@@ -83,11 +87,13 @@ pub fn vendor_settings() -> ProbeSettings {
         .expect("SAAS_TEST_PORT is not set: run the integration tests with `make integration`")
         .parse()
         .unwrap();
+    let azure = env("AZURE_TEST_PORT");
     let mut settings = probe_settings();
     settings.resolve = Overrides::parse(&format!(
         "api.hubapi.com:443:127.0.0.1:{port},acme.my.salesforce.com:443:127.0.0.1:{port},{DATABRICKS}:443:127.0.0.1:{port},\
          {SNOWFLAKE_LOCATOR}.snowflakecomputing.com:443:127.0.0.1:{port},{SNOWFLAKE_ORG}.snowflakecomputing.com:443:127.0.0.1:{port},\
-         oauth2.googleapis.com:443:127.0.0.1:{port},bigquery.googleapis.com:443:127.0.0.1:{port},storage.googleapis.com:443:127.0.0.1:{port}"
+         oauth2.googleapis.com:443:127.0.0.1:{port},bigquery.googleapis.com:443:127.0.0.1:{port},storage.googleapis.com:443:127.0.0.1:{port},\
+         probeacct.blob.core.windows.net:443:127.0.0.1:{azure}"
     ))
     .unwrap();
     settings
@@ -638,6 +644,126 @@ async fn google_service_accounts_reach_the_depth_they_allow() {
             "the key is not echoed"
         );
     }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `make integration`"))
+}
+
+#[tokio::test]
+async fn azure_blob_keys_sas_and_connection_strings_reach_the_depth_they_allow() {
+    let key = env("AZURE_TEST_KEY");
+    let sas = env("AZURE_TEST_SAS");
+    let write_only = env("AZURE_TEST_SAS_WRITE_ONLY");
+    // A valid key for another account: its signature does not verify for probeacct.
+    let wrong_key = "d3Jvbmcta2V5LWQzSnZibWN0YTJWNQ==";
+    let cfg = |container: &str| json!({"storageAccount": "probeacct", "container": container});
+    let cs = |cred: &str| json!({"connectionString": format!("DefaultEndpointsProtocol=https;AccountName=probeacct;{cred};EndpointSuffix=core.windows.net")});
+    let ab = "azure_blob";
+    let rows: Vec<Row> = vec![
+        (
+            "shared-key",
+            ab,
+            cfg("probe-container"),
+            json!({"accountKey": key}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "wrong-key",
+            ab,
+            cfg("probe-container"),
+            json!({"accountKey": wrong_key}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "missing-container",
+            ab,
+            cfg("no-such-container"),
+            json!({"accountKey": key}),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "sas",
+            ab,
+            cfg("probe-container"),
+            json!({"sasToken": format!("?{sas}")}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "sas-write-only",
+            ab,
+            cfg("probe-container"),
+            json!({"sasToken": write_only}),
+            "permission_denied",
+            "authenticated",
+        ),
+        (
+            "sas-tampered",
+            ab,
+            cfg("probe-container"),
+            json!({"sasToken": sas.replace("sig=", "sig=A")}),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "connection-string-key",
+            ab,
+            cfg("probe-container"),
+            cs(&format!("AccountKey={key}")),
+            "ok",
+            "authorized",
+        ),
+        (
+            "connection-string-sas",
+            ab,
+            cfg("probe-container"),
+            json!({"connectionString": format!("BlobEndpoint=https://probeacct.blob.core.windows.net/;SharedAccessSignature={sas}")}),
+            "ok",
+            "authorized",
+        ),
+        (
+            "no-credentials",
+            ab,
+            cfg("probe-container"),
+            json!({}),
+            "ok",
+            "reachable",
+        ),
+    ];
+    let tester = tester_probing_with(vendor_settings()).await;
+    let t = Tenant::new("azure");
+    for (name, kind, config, auth, code, depth) in rows {
+        let mut body = json!({"name": name, "type": kind, "config": config});
+        if auth != json!({}) {
+            body["authConfig"] = auth;
+        }
+        let id = t.create_id(body).await;
+        let r = test_through(&tester, &t, &id).await;
+        let d = &r.body["diagnostics"];
+        assert_eq!(
+            (d["code"].as_str(), d["depth"].as_str()),
+            (Some(code), Some(depth)),
+            "{name}: {}",
+            r.raw
+        );
+        for secret in [key.as_str(), sas.as_str(), write_only.as_str(), wrong_key] {
+            assert!(!r.raw.contains(secret), "{name}: a secret leaked");
+        }
+        if name == "shared-key" {
+            assert_eq!(d["server"]["product"], "Azure Storage", "{}", r.raw);
+        }
+    }
+    // A key or SAS in config (returned in clear) is refused at create.
+    let r = t
+        .create(json!({"name": "cs-in-config", "type": ab,
+                       "config": {"storageAccount": "probeacct", "container": "c", "connectionString": format!("AccountName=probeacct;AccountKey={key}")}}))
+        .await;
+    assert_eq!(r.fields(), ["config.connectionString"], "{}", r.raw);
+    assert!(!r.raw.contains(&key), "the key is not echoed");
 }
 
 #[tokio::test]

@@ -369,6 +369,7 @@ impl Prober {
                     ConnectorType::Snowflake => {
                         saas::snowflake::login(&api, config, secret, rec).await
                     }
+                    ConnectorType::AzureBlob => saas::azure::login(&api, config, secret, rec).await,
                     ConnectorType::Bigquery | ConnectorType::Gcs => {
                         saas::google::login(&api, kind, config, secret, rec).await
                     }

@@ -114,6 +114,7 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
             | Snowflake
             | Bigquery
             | Gcs
+            | AzureBlob
             | AwsS3
             | AmazonKinesis
     )
@@ -215,17 +216,15 @@ pub fn target_for(
             Ok(Target::Saas)
         }
         AzureBlob => {
-            let host = format!(
-                "{}.blob.core.windows.net",
-                required(config, "storageAccount")?
-            );
-            Ok(Target::Http {
-                url: https(
-                    &host,
-                    &format!("/{}?restype=container", seg(required(config, "container")?)),
-                )?,
-                auth: HttpAuth::None,
-            })
+            https(
+                &format!(
+                    "{}.blob.core.windows.net",
+                    required(config, "storageAccount")?
+                ),
+                "/",
+            )?;
+            required(config, "container")?;
+            Ok(Target::Saas)
         }
         Salesforce | Hubspot => {
             if let Some(u) = text(config, "instanceUrl") {
@@ -242,13 +241,6 @@ pub fn target_for(
             region: region(config)?,
         }),
     }
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 fn region(config: &Map<String, Value>) -> Result<String, String> {
@@ -324,13 +316,6 @@ mod tests {
             config.as_object().unwrap(),
             s.as_ref(),
         )
-    }
-
-    fn url_of(t: Target) -> String {
-        match t {
-            Target::Http { url, .. } => url.to_string(),
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]
@@ -422,15 +407,12 @@ mod tests {
             Ok(Target::Saas)
         );
         assert_eq!(
-            url_of(
-                target(
-                    "azure_blob",
-                    json!({"container": "c", "storageAccount": "acct"}),
-                    None
-                )
-                .unwrap()
+            target(
+                "azure_blob",
+                json!({"container": "c", "storageAccount": "acct"}),
+                None
             ),
-            "https://acct.blob.core.windows.net/c?restype=container"
+            Ok(Target::Saas)
         );
         assert_eq!(
             target("hubspot", json!({}), Some(json!({"apiKey": "k"}))),

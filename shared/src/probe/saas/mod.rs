@@ -3,6 +3,7 @@
 //! and its pins, no redirect followed, the answer read up to a bound; the first handshake's
 //! certificate is reported.
 
+pub mod azure;
 pub mod databricks;
 pub mod google;
 pub mod hubspot;
@@ -26,6 +27,7 @@ const MAX_BODY: usize = 256 * 1024;
 /// What a vendor answered.
 pub struct Answer {
     pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -33,6 +35,11 @@ impl Answer {
     /// The body as JSON (Null when it is not JSON).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub fn ok(&self) -> bool {
@@ -112,6 +119,7 @@ impl Api<'_> {
             );
         }
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let body = read_bounded(resp).await?;
         rec.record(
             step,
@@ -119,7 +127,11 @@ impl Api<'_> {
             started.elapsed().as_millis() as u64,
             format!("{what}: HTTP {status}"),
         );
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
