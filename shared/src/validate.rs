@@ -340,6 +340,38 @@ pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// final, unmasked authConfig): a Google service-account key must name Google's token endpoint.
 pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
+    if matches!(kind, ConnectorType::RestApi | ConnectorType::Webhook) {
+        if let Some(v) = auth.get("tokenUrl") {
+            if let Some(problem) = v
+                .as_str()
+                .map_or(Some("must be a string".into()), check_url)
+            {
+                problems.push(FieldProblem::new("authConfig.tokenUrl", problem));
+            }
+        }
+        if let Some(v) = auth.get("headerName") {
+            let ok = v.as_str().is_some_and(|h| {
+                (1..=64).contains(&h.len())
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+                    && !matches!(
+                        h.to_ascii_lowercase().as_str(),
+                        "host"
+                            | "content-length"
+                            | "transfer-encoding"
+                            | "connection"
+                            | "te"
+                            | "upgrade"
+                    )
+            });
+            if !ok {
+                problems.push(FieldProblem::new(
+                    "authConfig.headerName",
+                    "must be an HTTP header name (letters, digits, - and _; not Host, Content-Length, Transfer-Encoding, Connection, TE or Upgrade)",
+                ));
+            }
+        }
+    }
     if matches!(kind, ConnectorType::Bigquery | ConnectorType::Gcs) {
         if let Some(raw) = auth.get("serviceAccountKey") {
             let field = "authConfig.serviceAccountKey";

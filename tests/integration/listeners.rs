@@ -106,22 +106,105 @@ async fn serve(peer: Peer, mut s: TcpStream) {
             }
         }
         Peer::Http => {
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let request = read_http_request(&mut s).await;
             let mut words = request.split_whitespace();
             let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            let auth = request
-                .lines()
-                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
-                .map(|l| l[14..].trim().to_string());
-            let _ = s
-                .write_all(http_reply(method, path, auth.as_deref()).as_bytes())
-                .await;
+            let header = |name: &str| {
+                request.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+            };
+            let body = request.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let reply = match path {
+                "/oauth/token" => token_reply(method, header("authorization").as_deref(), body),
+                "/needs-api-key" if header("x-api-key").as_deref() == Some(API_KEY) => {
+                    http_reply(method, "/ok", None)
+                }
+                "/needs-api-key" => http_reply(method, "/auth", None),
+                _ => http_reply(method, path, header("authorization").as_deref()),
+            };
+            let _ = s.write_all(reply.as_bytes()).await;
         }
         Peer::Silent => {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
     }
+}
+
+/// The API key `/needs-api-key` wants in `X-Api-Key`, and the client credentials `/oauth/token`
+/// takes (HTTP Basic, RFC 6749 §2.3.1) and the token it issues for them.
+pub const API_KEY: &str = "hdr-key-0123456789";
+pub const CLIENT: (&str, &str) = ("probe-client", "client-secret-0123");
+pub const ISSUED_TOKEN: &str = "cc-token-0123456789";
+
+/// One HTTP/1.1 request: the head and as much body as Content-Length says.
+async fn read_http_request(s: &mut tokio::net::TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = s.read(&mut buf).await else { break };
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        // Not HTTP at all (another protocol's probe): answer what came, as HTTP would.
+        if !data.first().is_some_and(u8::is_ascii_uppercase) {
+            break;
+        }
+        let text = String::from_utf8_lossy(&data);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0usize);
+            if body.len() >= length {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&data).to_string()
+}
+
+/// An OAuth 2.0 token endpoint (client credentials grant, RFC 6749 §4.4 and §5).
+fn token_reply(method: &str, auth: Option<&str>, body: &str) -> String {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1))
+    );
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let grant = form
+        .iter()
+        .any(|(k, v)| k == "grant_type" && v == "client_credentials");
+    let (status, json) = if method != "POST" || !grant {
+        (
+            "400 Bad Request",
+            r#"{"error":"unsupported_grant_type"}"#.to_string(),
+        )
+    } else if auth != Some(expected.as_str()) {
+        (
+            "401 Unauthorized",
+            r#"{"error":"invalid_client"}"#.to_string(),
+        )
+    } else {
+        (
+            "200 OK",
+            format!(
+                r#"{{"access_token":"{ISSUED_TOKEN}","token_type":"Bearer","expires_in":3600}}"#
+            ),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
 }
 
 fn http_reply(method: &str, path: &str, auth: Option<&str>) -> String {
@@ -142,6 +225,10 @@ fn http_reply(method: &str, path: &str, auth: Option<&str>) -> String {
         "/nohead" if method == "HEAD" => ("405 Method Not Allowed", String::new()),
         "/nohead" => ("200 OK", String::new()),
         "/needs-token" if auth == Some("Bearer s3cret-token") => ("200 OK", String::new()),
+        "/needs-cc-token" if auth == Some(&format!("Bearer {ISSUED_TOKEN}")) => {
+            ("200 OK", String::new())
+        }
+        "/needs-cc-token" => ("401 Unauthorized", String::new()),
         "/needs-token" => ("401 Unauthorized", String::new()),
         _ => ("404 Not Found", String::new()),
     };

@@ -186,6 +186,104 @@ async fn credentials_are_sent_and_masked_in_the_answer() {
 }
 
 #[tokio::test]
+async fn rest_apis_take_a_named_header_key_or_oauth_client_credentials() {
+    use crate::listeners::{API_KEY, CLIENT, ISSUED_TOKEN};
+    let t = Tenant::new("restauth");
+    let base = format!("http://{}", listen(Peer::Http).await);
+    let with = |path: &str, auth: Value| {
+        let mut body = rest(&format!("{base}{path}"));
+        body["authConfig"] = auth;
+        body
+    };
+    let cc = |secret: &str, token_url: &str| json!({"tokenUrl": token_url, "clientId": CLIENT.0, "clientSecret": secret, "scope": "read"});
+    let token_url = format!("{base}/oauth/token");
+    for (name, body, code, depth) in [
+        (
+            "header",
+            with(
+                "/needs-api-key",
+                json!({"headerName": "X-Api-Key", "apiKey": API_KEY}),
+            ),
+            "ok",
+            "authorized",
+        ),
+        (
+            "header-wrong",
+            with(
+                "/needs-api-key",
+                json!({"headerName": "X-Api-Key", "apiKey": "nope-key-000"}),
+            ),
+            "auth_failed",
+            "reachable",
+        ),
+        // Without headerName the key stays a bearer token, as before.
+        (
+            "bearer-not-header",
+            with("/needs-api-key", json!({"apiKey": API_KEY})),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "client-credentials",
+            with("/needs-cc-token", cc(CLIENT.1, &token_url)),
+            "ok",
+            "authorized",
+        ),
+        (
+            "client-credentials-wrong",
+            with("/needs-cc-token", cc("wrong-secret-000", &token_url)),
+            "auth_failed",
+            "reachable",
+        ),
+        // The token URL goes through the guard like the target.
+        (
+            "token-url-blocked",
+            with(
+                "/needs-cc-token",
+                cc(CLIENT.1, "http://169.254.169.254/token"),
+            ),
+            "destination_blocked",
+            "-",
+        ),
+    ] {
+        let (got, answer) = test_code(&t, body).await;
+        let d = &answer["diagnostics"];
+        let depth = (depth != "-").then_some(depth);
+        assert_eq!(
+            (got.as_str(), d["depth"].as_str()),
+            (code, depth),
+            "{name}: {answer}"
+        );
+        for secret in [API_KEY, CLIENT.1, ISSUED_TOKEN] {
+            assert!(!answer.to_string().contains(secret), "{name}: leaked");
+        }
+        if name == "client-credentials" {
+            assert!(
+                answer.to_string().contains("token endpoint: HTTP 200"),
+                "{answer}"
+            );
+        }
+    }
+    // A header name that is not one, or one the client must own, is a 400 naming the field.
+    for header in ["Bad Header", "Host", "Content-Length"] {
+        let r = t
+            .create(with(
+                "/needs-api-key",
+                json!({"headerName": header, "apiKey": API_KEY}),
+            ))
+            .await;
+        assert_eq!(r.fields(), ["authConfig.headerName"], "{header}: {}", r.raw);
+    }
+    let r = t
+        .create(with(
+            "/x",
+            json!({"tokenUrl": "ftp://idp/token", "clientId": "c", "clientSecret": "s"}),
+        ))
+        .await;
+    assert_eq!(r.fields(), ["authConfig.tokenUrl"], "{}", r.raw);
+}
+
+#[tokio::test]
 async fn blocked_destinations_send_nothing() {
     let t = Tenant::new("ssrf");
     let base = format!("http://{}", listen(Peer::Http).await);

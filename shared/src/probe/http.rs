@@ -27,6 +27,22 @@ impl HttpProbe<'_> {
         auth: &HttpAuth,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
+        let fetched;
+        let auth = match auth {
+            HttpAuth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => {
+                let token = self
+                    .client_credentials(token_url, client_id, client_secret, scope.as_deref(), rec)
+                    .await?;
+                fetched = HttpAuth::Bearer(token);
+                &fetched
+            }
+            other => other,
+        };
         let origin = start.origin();
         let mut url = start;
         for hop in 0..=MAX_REDIRECTS {
@@ -86,6 +102,66 @@ impl HttpProbe<'_> {
         Ok(format!(
             "reachable; stopped after {MAX_REDIRECTS} redirects"
         ))
+    }
+
+    /// OAuth 2.0 client credentials at `token_url` (through the guard like any destination; the
+    /// client authenticated with HTTP Basic, RFC 6749 §2.3.1): the access token.
+    async fn client_credentials(
+        &self,
+        token_url: &str,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+        rec: &mut Recorder,
+    ) -> Result<String, Failure> {
+        let url = Url::parse(token_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                Failure::new(
+                    ProbeCode::InvalidConfig,
+                    "authConfig.tokenUrl is not an http(s) URL",
+                )
+            })?;
+        self.check_destination(&url, rec).await?;
+        if url.scheme() == "http" {
+            rec.warn("the client secret was sent to the token endpoint over unencrypted http");
+        }
+        let mut fields = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            fields.push(("scope", scope));
+        }
+        let request = super::oauth::form(
+            self.client
+                .post(url)
+                .basic_auth(client_id, Some(client_secret)),
+            &fields,
+        );
+        let started = Instant::now();
+        let sent = request.send().await;
+        let ms = started.elapsed().as_millis() as u64;
+        let resp = sent.map_err(|e| {
+            let f = transport_failure(&e);
+            rec.record(
+                StepName::Auth,
+                false,
+                ms,
+                format!("token endpoint: {}", f.message),
+            );
+            f
+        })?;
+        let status = resp.status().as_u16();
+        let body = read_bounded(resp).await?;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let token = super::oauth::access_token(status, &json, "authConfig.tokenUrl");
+        rec.record(
+            StepName::Auth,
+            token.is_ok(),
+            ms,
+            format!("token endpoint: HTTP {status}"),
+        );
+        rec.reached(Depth::Reachable);
+        token
     }
 
     /// Checks the hop's destination and pins its checked addresses for the client.
@@ -188,9 +264,10 @@ impl HttpProbe<'_> {
     ) -> Result<(StatusCode, Option<String>, Handshake), (Failure, Option<TlsReason>)> {
         let mut req = self.client.request(method, url.clone());
         req = match auth {
-            HttpAuth::None => req,
+            HttpAuth::None | HttpAuth::ClientCredentials { .. } => req,
             HttpAuth::Bearer(token) => req.bearer_auth(token),
             HttpAuth::Basic { username, password } => req.basic_auth(username, Some(password)),
+            HttpAuth::Header { name, value } => req.header(name.as_str(), value.as_str()),
         };
         let resp = req
             .send()
@@ -270,6 +347,20 @@ fn classify(status: StatusCode, sent_credentials: bool) -> (Result<String, Failu
             format!("HTTP {code}"),
         ))),
     }
+}
+
+/// The body of an answer, up to `MAX_BODY` bytes (the probes read small JSON answers).
+pub(super) async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    const MAX_BODY: usize = 256 * 1024;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 /// The certificate reason behind a failed request, when rustls gave one. hyper wraps it in

@@ -7,6 +7,7 @@
 pub mod cloud;
 pub mod http;
 pub mod net;
+pub mod oauth;
 pub mod report;
 pub mod saas;
 pub mod srv;

@@ -25,7 +25,22 @@ pub enum Protocol {
 pub enum HttpAuth {
     None,
     Bearer(String),
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An API key in a header the tenant names (`headerName` + `apiKey`).
+    Header {
+        name: String,
+        value: String,
+    },
+    /// OAuth 2.0 client credentials: a token from `token_url` first, then sent as a bearer.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,12 +135,32 @@ pub fn probe_uses_secret(kind: ConnectorType) -> bool {
     )
 }
 
-/// Credentials for a generic HTTP endpoint: `token`/`bearerToken`/`accessToken`/`apiKey` as a
-/// bearer token, or `username` + `password` as Basic.
+/// Credentials for a generic HTTP endpoint: OAuth client credentials (`tokenUrl`, `clientId`,
+/// `clientSecret`, optional `scope`), an `apiKey` in the header `headerName`,
+/// `token`/`bearerToken`/`accessToken`/`apiKey` as a bearer token, or `username` + `password` as
+/// Basic.
 fn http_auth(secret: Option<&Map<String, Value>>) -> HttpAuth {
     let Some(s) = secret else {
         return HttpAuth::None;
     };
+    if let (Some(token_url), Some(id), Some(client_secret)) = (
+        text(s, "tokenUrl"),
+        text(s, "clientId"),
+        text(s, "clientSecret"),
+    ) {
+        return HttpAuth::ClientCredentials {
+            token_url: token_url.to_string(),
+            client_id: id.to_string(),
+            client_secret: client_secret.to_string(),
+            scope: text(s, "scope").map(str::to_string),
+        };
+    }
+    if let (Some(name), Some(key)) = (text(s, "headerName"), text(s, "apiKey")) {
+        return HttpAuth::Header {
+            name: name.to_string(),
+            value: key.to_string(),
+        };
+    }
     if let Some(token) = ["token", "bearerToken", "accessToken", "apiKey"]
         .iter()
         .find_map(|k| text(s, k))
@@ -445,6 +480,24 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(auth(json!({"token": "t"})), HttpAuth::Bearer("t".into()));
+        assert_eq!(
+            auth(json!({"headerName": "X-Api-Key", "apiKey": "k"})),
+            HttpAuth::Header {
+                name: "X-Api-Key".into(),
+                value: "k".into()
+            }
+        );
+        assert_eq!(
+            auth(
+                json!({"tokenUrl": "https://idp.example.com/token", "clientId": "c", "clientSecret": "s"})
+            ),
+            HttpAuth::ClientCredentials {
+                token_url: "https://idp.example.com/token".into(),
+                client_id: "c".into(),
+                client_secret: "s".into(),
+                scope: None
+            }
+        );
         assert_eq!(
             auth(json!({"username": "u", "password": "p"})),
             HttpAuth::Basic {

@@ -11,7 +11,8 @@ pub mod salesforce;
 pub mod signing_key;
 pub mod snowflake;
 
-use super::http::{handshake_of, tls_reason, transport_failure, HttpProbe};
+use super::http::{handshake_of, read_bounded, tls_reason, transport_failure, HttpProbe};
+pub use super::oauth::form;
 use super::report::{Failure, ProbeCode, Recorder, StepName};
 use super::tls;
 use crate::model::ConnectorType;
@@ -20,9 +21,6 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Map, Value};
 use std::time::Instant;
 use url::Url;
-
-/// The most of an answer a probe reads (the vendors' JSON answers are far smaller).
-const MAX_BODY: usize = 256 * 1024;
 
 /// What a vendor answered.
 pub struct Answer {
@@ -135,37 +133,11 @@ impl Api<'_> {
     }
 }
 
-/// An `application/x-www-form-urlencoded` body (what OAuth token endpoints take).
-pub fn form(request: RequestBuilder, pairs: &[(&str, &str)]) -> RequestBuilder {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-}
-
 /// A JSON body.
 pub fn json_body(request: RequestBuilder, body: &Value) -> RequestBuilder {
     request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
-}
-
-/// The body, up to `MAX_BODY` bytes.
-async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
-        let room = MAX_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY {
-            break;
-        }
-    }
-    Ok(body)
 }
 
 /// A non-empty string field of authConfig (or config).
@@ -176,36 +148,13 @@ pub fn field<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a s
         .filter(|s| !s.is_empty())
 }
 
+/// An OAuth 2.0 token endpoint's answer (RFC 6749 §5): the access token and the whole answer.
+pub fn oauth_token(answer: &Answer, endpoint: &str) -> Result<(String, Value), Failure> {
+    let json = answer.json();
+    super::oauth::access_token(answer.status, &json, endpoint).map(|t| (t, json))
+}
+
 /// The probe's end when no credentials were given: the vendor answered, nothing was checked.
 pub fn unchecked(vendor: &str, what: &str) -> String {
     format!("{vendor} answered; credentials were not checked (no {what} in authConfig)")
-}
-
-/// An OAuth 2.0 token endpoint's answer (RFC 6749 §5): the access token, or the failure its
-/// `error` names (`invalid_client`, `invalid_grant`, `unauthorized_client` → `auth_failed`).
-pub fn oauth_token(answer: &Answer, endpoint: &str) -> Result<(String, Value), Failure> {
-    let json = answer.json();
-    match json.get("access_token").and_then(Value::as_str) {
-        Some(token) if answer.ok() && !token.is_empty() => Ok((token.to_string(), json)),
-        _ => {
-            let error = json
-                .get("error")
-                .and_then(Value::as_str)
-                .filter(|e| {
-                    e.len() <= 64 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                })
-                .unwrap_or("no access_token");
-            let code = match answer.status {
-                400 | 401 | 403 => ProbeCode::AuthFailed,
-                _ => ProbeCode::HttpError,
-            };
-            Err(Failure::new(
-                code,
-                format!(
-                    "the token endpoint {endpoint} refused the client credentials (HTTP {}, {error})",
-                    answer.status
-                ),
-            ))
-        }
-    }
 }
