@@ -142,11 +142,7 @@ pub const ISSUED_TOKEN: &str = "cc-token-0123456789";
 async fn read_http_request(s: &mut tokio::net::TcpStream) -> String {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        let Ok(n) = s.read(&mut buf).await else { break };
-        if n == 0 {
-            break;
-        }
+    while let Ok(n @ 1..) = s.read(&mut buf).await {
         data.extend_from_slice(&buf[..n]);
         // Not HTTP at all (another protocol's probe): answer what came, as HTTP would.
         if !data.first().is_some_and(u8::is_ascii_uppercase) {
