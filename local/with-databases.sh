@@ -10,7 +10,8 @@
 #   and for the tls_failed reasons, servers presenting an expired certificate / one from an unknown
 #   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17,
 #   the HTTPS look-alikes of HubSpot, Salesforce, Databricks, Snowflake and Google on +18
-#   (saas_peer.py), and Azurite (the Azure Storage emulator, HTTPS) on +19 (azurite_server.py).
+#   (saas_peer.py), Azurite (the Azure Storage emulator, HTTPS) on +19 (azurite_server.py), and
+#   an AWS emulator that enforces IAM on +20 (aws_iam_emulator.py).
 # All TLS comes from the tests' PKI (test_pki.py), whose CA is exported as PROBE_EXTRA_CA_FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,7 @@ cleanup() {
   [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null || true
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
   "$py" "$root/local/azurite_server.py" stop "$dir/azurite" || true
+  "$py" "$root/local/aws_iam_emulator.py" stop "$dir/aws-iam" || true
   "$py" "$root/local/sshd_server.py" stop "$dir/sshd" || true
   "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
   "$py" "$root/local/postgres_server.py" stop "$dir/postgres" || true
@@ -61,6 +63,8 @@ export SAAS_TEST_PORT=$((port + 18))
 "$py" "$root/local/saas_peer.py" "$SAAS_TEST_PORT" "$TEST_PKI_DIR" 2>"$dir/saas-peer.log" &
 saas_pid=$!
 settings=$("$py" "$root/local/azurite_server.py" start "$dir/azurite" $((port + 19)) "$TEST_PKI_DIR")
+export_settings "$settings"
+settings=$("$py" "$root/local/aws_iam_emulator.py" start "$dir/aws-iam" $((port + 20)))
 export_settings "$settings"
 # The look-alikes listen within a moment; wait until they accept.
 for p in "$MYSQL_SHA2_TEST_PORT" "$KAFKA_TEST_PORT" $((KAFKA_TEST_PORT + 2)) "$KAFKA_UNKNOWNCA_TEST_PORT" \

@@ -372,6 +372,29 @@ pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<
             }
         }
     }
+    if matches!(kind, ConnectorType::AwsS3 | ConnectorType::AmazonKinesis) {
+        if let Some(v) = auth.get("roleArn") {
+            if !v.as_str().is_some_and(is_role_arn) {
+                problems.push(FieldProblem::new(
+                    "authConfig.roleArn",
+                    "must be an IAM role ARN (arn:aws:iam::123456789012:role/name)",
+                ));
+            }
+        }
+        if let Some(v) = auth.get("externalId") {
+            let ok = v.as_str().is_some_and(|s| {
+                (2..=1224).contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b))
+            });
+            if !ok {
+                problems.push(FieldProblem::new(
+                    "authConfig.externalId",
+                    "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+                ));
+            }
+        }
+    }
     if matches!(kind, ConnectorType::Bigquery | ConnectorType::Gcs) {
         if let Some(raw) = auth.get("serviceAccountKey") {
             let field = "authConfig.serviceAccountKey";
@@ -394,6 +417,18 @@ pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<
         }
     }
     problems
+}
+
+/// `arn:{partition}:iam::{12-digit account}:role/{path/name}`.
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+    if partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource.strip_prefix("role/").is_some_and(|n| {
+            !n.is_empty() && n.len() <= 512 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@/-_".contains(&b))
+        }))
 }
 
 /// A service-account key given as an object or as the JSON text of one.

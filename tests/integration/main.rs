@@ -2,6 +2,7 @@
 //! One test binary, one module per concern; `make test` starts the emulator first.
 
 mod authorizer;
+mod aws_logins;
 mod concurrency;
 mod crud;
 mod dry_run;

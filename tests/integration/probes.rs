@@ -374,7 +374,11 @@ async fn s3_buckets_and_kinesis_streams_in_the_emulator() {
     let s3_body = |bucket: &str| json!({"name": format!("s3-{bucket}"), "type": "aws_s3", "config": {"bucket": bucket, "region": "us-east-1"}, "authConfig": creds});
     let (code, body) = test_code(&t, s3_body(&bucket)).await;
     assert_eq!(code, "ok", "{body}");
-    assert_eq!(steps(&body), [("bucket".into(), true)]);
+    // The keys are proven first (STS GetCallerIdentity), then the bucket.
+    assert_eq!(
+        steps(&body),
+        [("auth".into(), true), ("bucket".into(), true)]
+    );
     let (code, body) = test_code(&t, s3_body("no-such-bucket-here")).await;
     assert_eq!(code, "not_found", "{body}");
 

@@ -106,6 +106,7 @@ RESOURCES = {
     json.dumps({"Fn::Sub": "${ConnectorsTable.Arn}/index/due"}): "due index",
     json.dumps({"Fn::GetAtt": ["SecretsKey", "Arn"]}): "key",
     json.dumps({"Fn::GetAtt": ["TestFunction", "Arn"]}): "test function",
+    json.dumps("arn:aws:iam::*:role/*"): "customer roles",
 }
 KMS_CONTEXT = {
     "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["tenantId", "connectorId"]},

@@ -163,9 +163,11 @@ impl Prober {
             }
         };
         let budget = self.settings.total_timeout;
+        // Boxed: the logins' state machines are large (the SDK's futures among them), and a
+        // probe must not need a deep stack from whoever awaits it.
         let result = match tokio::time::timeout(
             budget,
-            self.run(kind, &target, config, auth_method, secret, &mut rec),
+            Box::pin(self.run(kind, &target, config, auth_method, secret, &mut rec)),
         )
         .await
         {
@@ -381,20 +383,22 @@ impl Prober {
                 }
             }
             Target::S3 { bucket, region } => {
-                let creds = cloud::credentials(auth_method, secret)?;
+                let identity = cloud::identity(auth_method, secret)?;
+                let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
                 rec.step(
                     StepName::Bucket,
-                    cloud::head_bucket(&self.aws, region, creds, bucket),
+                    cloud::s3::check_bucket(&self.aws, region, creds, bucket),
                 )
                 .await?;
                 rec.reached(report::Depth::Authorized);
                 Ok(format!("bucket {bucket} is reachable"))
             }
             Target::Kinesis { stream, region } => {
-                let creds = cloud::credentials(auth_method, secret)?;
+                let identity = cloud::identity(auth_method, secret)?;
+                let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
                 rec.step(
-                    StepName::Protocol,
-                    cloud::describe_stream(&self.aws, region, creds, stream),
+                    StepName::Access,
+                    cloud::kinesis::describe_stream(&self.aws, region, creds, stream),
                 )
                 .await?;
                 rec.reached(report::Depth::Authorized);
