@@ -25,6 +25,7 @@ The test credentials below are test data; tests/integration/saas.rs uses the sam
 
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import sys
@@ -66,6 +67,8 @@ GOOGLE_SA = {"client_email": "probe@probe-project.iam.gserviceaccount.com", "pri
 GOOGLE_SCOPES = {"https://www.googleapis.com/auth/bigquery.readonly": "bigquery",
                  "https://www.googleapis.com/auth/devstorage.read_only": "storage"}
 GOOGLE_TOKENS = {}  # access token → "bigquery" | "storage"
+# Cloud Storage HMAC keys (XML API, SigV4 with region auto and service s3).
+GCS_HMAC = {"GOOG1EPROBEHMACKEY000000000000000000000000000000000000000": "gcs-hmac-secret-0123456789abcdefghijklmn"}
 BQ_DATASETS = {"probe-project:analytics": True, "probe-project:secret": False}
 GCS_BUCKETS = {"probe-bucket": True, "locked-bucket": False}
 
@@ -285,6 +288,8 @@ class Vendor(BaseHTTPRequestHandler):
             return self.answer(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
         if method != "GET":
             return self.wrong(f"unexpected {method}")
+        if self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return self.gcs_xml(url)
         service = "bigquery" if host.startswith("bigquery") else "storage"
         if GOOGLE_TOKENS.get(self.bearer()) != service:
             return self.answer(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "status": "UNAUTHENTICATED"}})
@@ -306,6 +311,58 @@ class Vendor(BaseHTTPRequestHandler):
                 return self.answer(403, {"error": {"code": 403, "message": message, "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}})
             return self.answer(200, {"kind": "storage#bucket", "id": bucket, "name": bucket, "location": "US"})
         return self.answer(404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}})
+
+    def xml_error(self, status, code, message):
+        data = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def sigv4_ok(self, url) -> str | None:
+        """Verifies an AWS SigV4 signature as Cloud Storage's XML API does (region auto, service
+        s3); the access key on success, None when the key is unknown, "" when the signature is wrong."""
+        auth = self.headers["Authorization"][len("AWS4-HMAC-SHA256 "):]
+        fields = dict(part.strip().split("=", 1) for part in auth.split(","))
+        key_id, date, region, service, terminal = fields["Credential"].split("/")
+        if key_id not in GCS_HMAC:
+            return None
+        signed = fields["SignedHeaders"].split(";")
+        if (region, service, terminal) != ("auto", "s3", "aws4_request") or "host" not in signed:
+            return ""
+        payload = self.headers.get("x-amz-content-sha256", "")
+        from urllib.parse import quote
+        query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                         for k, v in sorted((k, v[0]) for k, v in parse_qs(url.query, keep_blank_values=True).items()))
+        headers = "".join(f"{h}:{self.headers.get(h, '').strip()}\n" for h in signed)
+        canonical = "\n".join(["GET", url.path, query, headers, fields["SignedHeaders"], payload])
+        amz_date = self.headers.get("x-amz-date", "")
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, f"{date}/{region}/{service}/aws4_request",
+                              hashlib.sha256(canonical.encode()).hexdigest()])
+        k = ("AWS4" + GCS_HMAC[key_id]).encode()
+        for part in (date, region, service, "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+        return key_id if hmac.compare_digest(expected, fields["Signature"]) else ""
+
+    def gcs_xml(self, url):
+        who = self.sigv4_ok(url)
+        if who is None:
+            return self.xml_error(403, "InvalidAccessKeyId", "The Cloud Storage HMAC key provided does not exist.")
+        if who == "":
+            return self.xml_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+        bucket = url.path.strip("/")
+        if bucket not in GCS_BUCKETS:
+            return self.xml_error(404, "NoSuchBucket", "The specified bucket does not exist.")
+        if not GCS_BUCKETS[bucket]:
+            return self.xml_error(403, "AccessDenied", "Access denied.")
+        data = f"<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://doc.s3.amazonaws.com/2006-03-01'><Name>{bucket}</Name><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     # Databricks: OAuth M2M token endpoint, SQL warehouses, clusters.
     def databricks(self, method, url):

@@ -20,10 +20,15 @@ const DBX_CLIENT: (&str, &str) = ("dbx-sp-client-id", "dose-dbx-client-secret-1"
 const DBX_CC_TOKEN: &str = "eyJraWQiOiJkYnhtMm0ifQ.m2m.token";
 const SNOWFLAKE_PASSWORD: &str = "snow-pass-1";
 const KEY_PASSPHRASE: &str = "key-passphrase-1";
+const GCS_HMAC: (&str, &str) = (
+    "GOOG1EPROBEHMACKEY000000000000000000000000000000000000000",
+    "gcs-hmac-secret-0123456789abcdefghijklmn",
+);
 const WRONG: &str = "wrong-saas-secret-000";
 
 /// Every secret a row may hold or a token endpoint may return: none may show anywhere.
-pub const SECRETS: [&str; 12] = [
+pub const SECRETS: [&str; 13] = [
+    GCS_HMAC.1,
     SNOWFLAKE_PASSWORD,
     KEY_PASSPHRASE,
     HUBSPOT_TOKEN,
@@ -532,6 +537,7 @@ async fn google_service_accounts_reach_the_depth_they_allow() {
     let sa = |as_text| json!({"serviceAccountKey": service_account(TOKEN_URI, as_text)});
     let bq = |dataset: &str| json!({"project": "probe-project", "dataset": dataset});
     let gcs = |bucket: &str| json!({"project": "probe-project", "bucket": bucket});
+    let hmac = |secret: &str| json!({"accessKeyId": GCS_HMAC.0, "secretAccessKey": secret});
     let mut stranger = service_account(TOKEN_URI, false);
     stranger["client_email"] = json!("someone@other.iam.gserviceaccount.com");
     let rows: Vec<Row> = vec![
@@ -614,6 +620,38 @@ async fn google_service_accounts_reach_the_depth_they_allow() {
             json!({}),
             "ok",
             "reachable",
+        ),
+        (
+            "gcs-hmac",
+            "gcs",
+            gcs("probe-bucket"),
+            hmac(GCS_HMAC.1),
+            "ok",
+            "authorized",
+        ),
+        (
+            "gcs-hmac-wrong-secret",
+            "gcs",
+            gcs("probe-bucket"),
+            hmac(WRONG),
+            "auth_failed",
+            "reachable",
+        ),
+        (
+            "gcs-hmac-missing",
+            "gcs",
+            gcs("gone-bucket"),
+            hmac(GCS_HMAC.1),
+            "not_found",
+            "authenticated",
+        ),
+        (
+            "gcs-hmac-no-grant",
+            "gcs",
+            gcs("locked-bucket"),
+            hmac(GCS_HMAC.1),
+            "permission_denied",
+            "authenticated",
         ),
     ];
     check("google", rows, |name, d, raw| {

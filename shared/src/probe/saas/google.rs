@@ -3,6 +3,7 @@
 //! assertion (`iss` the client email, `scope` read-only, `aud` the token endpoint, an hour) that
 //! Google's token endpoint exchanges for an access token (RFC 7523); then
 //! `GET …/bigquery/v2/projects/{project}/datasets/{dataset}` or `GET …/storage/v1/b/{bucket}`.
+//! Cloud Storage also takes HMAC keys (`gcs_hmac.rs`).
 //! `token_uri` comes from the tenant: only Google's is accepted (a 400 at create and update; the
 //! vendor host check blocks a stored legacy value). 400 `invalid_grant` / 401 → `auth_failed`,
 //! 403 → `permission_denied`, 404 → `not_found`.
@@ -63,6 +64,14 @@ pub async fn login(
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
     let (url, scope, what) = resource(kind, config)?;
+    if let (ConnectorType::Gcs, Some(id), Some(key)) = (
+        kind,
+        field(secret, "accessKeyId"),
+        field(secret, "secretAccessKey"),
+    ) {
+        let bucket = field(Some(config), "bucket").unwrap_or_default();
+        return super::gcs_hmac::login(api, bucket, id, key, rec).await;
+    }
     let Some(raw) = secret.and_then(|s| s.get("serviceAccountKey")) else {
         api.send(StepName::Http, &what, api.request(Method::GET, url), rec)
             .await?;

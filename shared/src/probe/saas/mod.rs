@@ -5,6 +5,7 @@
 
 pub mod azure;
 pub mod databricks;
+pub mod gcs_hmac;
 pub mod google;
 pub mod hubspot;
 pub mod salesforce;
