@@ -17,7 +17,6 @@ Usage: aws_iam_emulator.py start DIR PORT   (prints AWS_IAM_* KEY=VALUE lines)
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,9 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_proc import command_line, stop_pid_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -96,24 +98,9 @@ def start(base: Path, port: int) -> None:
 
 
 def stop(base: Path) -> None:
-    pid_file = base / "emulator.pid"
-    if pid_file.exists():
-        try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
-        pid_file.unlink()
-
-
-def main() -> int:
-    if len(sys.argv) >= 4 and sys.argv[1] == "start":
-        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
-        stop(Path(sys.argv[2]).resolve())
-    else:
-        sys.exit(__doc__)
-    return 0
+    stop_pid_file(base / "emulator.pid", group=True)
+    (base / "emulator.pid").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line(__doc__, start, stop))

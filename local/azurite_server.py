@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import hmac
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -25,6 +24,9 @@ import sys
 import time
 from email.utils import formatdate
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_proc import command_line, stop_pid_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "local" / "npm" / "node_modules" / ".bin" / "azurite-blob"
@@ -101,24 +103,9 @@ def start(base: Path, port: int, pki: Path) -> None:
 
 
 def stop(base: Path) -> None:
-    pid_file = base / "azurite.pid"
-    if pid_file.exists():
-        try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
-        pid_file.unlink()
-
-
-def main() -> int:
-    if len(sys.argv) >= 5 and sys.argv[1] == "start":
-        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]), Path(sys.argv[4]).resolve())
-    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
-        stop(Path(sys.argv[2]).resolve())
-    else:
-        sys.exit(__doc__)
-    return 0
+    stop_pid_file(base / "azurite.pid", group=True)
+    (base / "azurite.pid").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line(__doc__, start, stop, start_args=("PKI_DIR",)))

@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_proc import command_line, stop_pid_file  # noqa: E402
+
 PASSWORD = "probe-pass-1"
 RUN_AS = "mysql"
 
@@ -121,28 +124,8 @@ def stop(base: Path) -> None:
 
 
 def stop_one(base: Path) -> None:
-    pid_file = base / "mysqld.pid"
-    if not pid_file.exists():
-        return
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 15)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except (ValueError, ProcessLookupError):
-        pass
-
-
-def main() -> int:
-    if len(sys.argv) >= 5 and sys.argv[1] == "start":
-        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]), Path(sys.argv[4]).resolve())
-    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
-        stop(Path(sys.argv[2]).resolve())
-    else:
-        sys.exit(__doc__)
-    return 0
+    stop_pid_file(base / "mysqld.pid", wait=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line(__doc__, start, stop, start_args=("PKI_DIR",)))

@@ -21,6 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_proc import command_line, stop_pid_file  # noqa: E402
+
 USER, PASSWORD = "sftpprobe", "probe-pass-1"
 SSHD = "/usr/sbin/sshd"
 
@@ -81,23 +84,8 @@ def start(base: Path, port: int) -> None:
 
 
 def stop(base: Path) -> None:
-    pid_file = base / "sshd.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text().strip()), 15)
-        except (ValueError, ProcessLookupError):
-            pass
-
-
-def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "start":
-        start(Path(sys.argv[2]).resolve(), int(sys.argv[3]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
-        stop(Path(sys.argv[2]).resolve())
-    else:
-        sys.exit(__doc__)
-    return 0
+    stop_pid_file(base / "sshd.pid")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line(__doc__, start, stop))

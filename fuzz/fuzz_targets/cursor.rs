@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::handlers::list::{parse_cursor, parse_limit};
-use shared::ids::is_connector_id;
+use connectors_core::paging::{parse_cursor, parse_limit};
+use connectors_core::ids::is_connector_id;
 
 fuzz_target!(|data: &[u8]| {
     for (k, v) in url::form_urlencoded::parse(data) {

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::masking::{mask, restore_masked};
+use connectors_core::masking::{mask, restore_masked};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Value::Object(stored)) = serde_json::from_slice::<Value>(data) else {

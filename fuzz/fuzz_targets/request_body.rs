@@ -4,8 +4,8 @@
 
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
-use shared::http::json_object;
-use shared::validate::{check_config, parse_create, parse_update};
+use connectors_core::http::json_object;
+use connectors_core::validate::{check_config, parse_create, parse_update};
 
 fuzz_target!(|data: &[u8]| {
     let req = Request::new(Body::Binary(data.to_vec()));

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::probe::ssrf::{blocked_range, literal_bare_host, literal_host, Guard};
+use connectors_core::ssrf::{blocked_range, literal_bare_host, literal_host, Guard};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,27 +1,24 @@
 //! connectors-api: everything the Lambda functions share. Layers, lowest first:
-//! leaves (`model`, `validate`, `masking`, `ids`, `error`, `token`, `identity`, `config`),
-//! I/O edges (`store`, `envelope`), then the `handlers`, one per endpoint.
+//! leaves (`model`, `validate`, `vendor`, `masking`, `ids`, `error`, `http`, `paging`, the
+//! breaker's rules and the SSRF address rules come from the pure `connectors-core` crate in
+//! `shared/core`, re-exported here under the same names; `token`, `identity`, `config`),
+//! I/O edges (`store`, `envelope`, `probe`), then the `handlers`, one per endpoint.
+
+// The pure core, under the same names (`crate::model`, `crate::validate`, … keep working).
+pub use connectors_core::{
+    error, http, ids, masking, model, paging, strict_json, validate, vendor,
+};
 
 pub mod audit;
 pub mod config;
 pub mod deadline;
 pub mod envelope;
-pub mod error;
 pub mod handlers;
-pub mod http;
 pub mod idempotency;
 pub mod identity;
-pub mod ids;
 pub mod limits;
-pub mod masking;
-pub mod model;
 pub mod probe;
-#[cfg(test)]
-mod props;
 pub mod store;
-pub mod strict_json;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
-pub mod validate;
-pub mod vendor;

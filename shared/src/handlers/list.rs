@@ -2,18 +2,16 @@
 
 use super::{respond, BASE_PATH};
 use crate::deadline::{answer_by, within};
-use crate::error::{ApiError, FieldProblem};
+use crate::error::ApiError;
 use crate::http::{json, path_param, query_param, with_etag};
 use crate::identity::{identify, READ_ROLES};
-use crate::ids::{is_connector_id, is_requested_id};
+use crate::ids::is_requested_id;
 use crate::model::ConnectorView;
+pub use crate::paging::{parse_cursor, parse_limit, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::ConnectorReader;
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-
-pub const DEFAULT_LIMIT: usize = 20;
-pub const MAX_LIMIT: usize = 100;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,39 +73,6 @@ fn detail_id(req: &Request) -> Option<String> {
             .strip_prefix('/')?;
         (!rest.is_empty()).then(|| rest.trim_end_matches('/').to_string())
     })
-}
-
-/// `limit`: an integer from 1 to 100, default 20.
-/// The cursor is the id of the last connector of the previous page (it becomes the Query's
-/// ExclusiveStartKey), so only a well-formed connector id is accepted.
-pub fn parse_cursor(raw: Option<String>) -> Result<Option<String>, ApiError> {
-    match raw {
-        Some(c) if !is_connector_id(&c) => Err(ApiError::new(
-            400,
-            "invalid_cursor",
-            "cursor must be the id of the last connector of the previous page",
-        )
-        .with_details(vec![FieldProblem::new("cursor", "not a connector id")])),
-        other => Ok(other),
-    }
-}
-
-pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::new(
-                400,
-                "invalid_limit",
-                "limit must be an integer from 1 to 100",
-            )
-            .with_details(vec![FieldProblem::new(
-                "limit",
-                "must be an integer from 1 to 100",
-            )])),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod report;
 pub mod saas;
 pub mod srv;
 pub mod ssh;
-pub mod ssrf;
+pub use connectors_core::ssrf;
 pub mod target;
 pub mod tcp;
 pub mod tls;

@@ -8,7 +8,7 @@
 //! `AuthorizationPermissionMismatch` (and other refusals of a valid signature) →
 //! `permission_denied`.
 
-use super::{field, unchecked, Answer, Api};
+use super::{field, Answer, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use base64::Engine;
 use reqwest::Method;
@@ -150,12 +150,15 @@ pub async fn login(
             "the SAS token"
         }
         Credential::None => {
-            api.send(StepName::Http, "container", request, rec).await?;
-            rec.reached(Depth::Reachable);
-            return Ok(unchecked(
-                "Azure Storage",
-                "accountKey, sasToken or connectionString",
-            ));
+            return api
+                .reachable_only(
+                    "container",
+                    request,
+                    "Azure Storage",
+                    "accountKey, sasToken or connectionString",
+                    rec,
+                )
+                .await;
         }
     };
     let answer = api

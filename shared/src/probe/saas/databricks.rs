@@ -5,7 +5,7 @@
 //! (`/sql/protocolv1/o/{org}/{cluster}`) → `GET /api/2.0/clusters/get?cluster_id={cluster}`.
 //! 401 → `auth_failed`, 403 → `permission_denied`, 404 / `RESOURCE_DOES_NOT_EXIST` → `not_found`.
 
-use super::{field, form, oauth_token, unchecked, Answer, Api};
+use super::{field, form, Answer, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -62,31 +62,24 @@ pub async fn login(
         (field(secret, "clientId"), field(secret, "clientSecret"))
     {
         let fields = [("grant_type", "client_credentials"), ("scope", "all-apis")];
-        let answer = api
-            .send(
-                StepName::Auth,
-                "token endpoint",
-                form(
-                    api.request(Method::POST, join(&base, "oidc/v1/token")?)
-                        .basic_auth(id, Some(client_secret)),
-                    &fields,
-                ),
-                rec,
-            )
-            .await?;
-        rec.reached(Depth::Reachable);
-        token = Some(oauth_token(&answer, "/oidc/v1/token")?.0);
+        let request = form(
+            api.request(Method::POST, join(&base, "oidc/v1/token")?)
+                .basic_auth(id, Some(client_secret)),
+            &fields,
+        );
+        token = Some(api.token(request, "/oidc/v1/token", rec).await?.0);
     }
     let Some(token) = token else {
-        api.send(
-            StepName::Http,
-            "workspace",
-            api.request(Method::GET, base),
-            rec,
-        )
-        .await?;
-        rec.reached(Depth::Reachable);
-        return Ok(unchecked("Databricks", "token or clientId/clientSecret"));
+        let request = api.request(Method::GET, base);
+        return api
+            .reachable_only(
+                "workspace",
+                request,
+                "Databricks",
+                "token or clientId/clientSecret",
+                rec,
+            )
+            .await;
     };
     let answer = api
         .send(

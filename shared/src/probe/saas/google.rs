@@ -9,7 +9,7 @@
 //! 403 → `permission_denied`, 404 → `not_found`.
 
 use super::signing_key::{unix_now, SigningKey};
-use super::{field, form, oauth_token, unchecked, Answer, Api};
+use super::{field, form, Answer, Api};
 use crate::model::ConnectorType;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::validate::{service_account_key, GOOGLE_TOKEN_URI};
@@ -73,10 +73,10 @@ pub async fn login(
         return super::gcs_hmac::login(api, bucket, id, key, rec).await;
     }
     let Some(raw) = secret.and_then(|s| s.get("serviceAccountKey")) else {
-        api.send(StepName::Http, &what, api.request(Method::GET, url), rec)
-            .await?;
-        rec.reached(Depth::Reachable);
-        return Ok(unchecked("Google", "serviceAccountKey"));
+        let request = api.request(Method::GET, url);
+        return api
+            .reachable_only(&what, request, "Google", "serviceAccountKey", rec)
+            .await;
     };
     let key = service_account_key(raw).ok_or_else(|| {
         Failure::new(
@@ -121,16 +121,8 @@ pub async fn login(
         ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
         ("assertion", assertion.as_str()),
     ];
-    let answer = api
-        .send(
-            StepName::Auth,
-            "token endpoint",
-            form(api.request(Method::POST, endpoint), &fields),
-            rec,
-        )
-        .await?;
-    rec.reached(Depth::Reachable);
-    let (token, _) = oauth_token(&answer, "Google's token endpoint")?;
+    let request = form(api.request(Method::POST, endpoint), &fields);
+    let (token, _) = api.token(request, "Google's token endpoint", rec).await?;
     rec.reached(Depth::Authenticated);
     let answer = api
         .send(

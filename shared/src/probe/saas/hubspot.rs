@@ -2,7 +2,7 @@
 //! sent to `GET https://api.hubapi.com/account-info/v3/details`, HubSpot's own host only.
 //! 401 → `auth_failed`; 403 (category `MISSING_SCOPES`) → `permission_denied`.
 
-use super::{field, unchecked, Api};
+use super::{field, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -22,15 +22,10 @@ pub async fn login(
         .or_else(|| field(secret, "apiKey"))
         .or_else(|| field(Some(config), "apiKey"));
     let Some(token) = token else {
-        api.send(
-            StepName::Http,
-            "account details",
-            api.request(Method::GET, url),
-            rec,
-        )
-        .await?;
-        rec.reached(Depth::Reachable);
-        return Ok(unchecked("HubSpot", "accessToken"));
+        let request = api.request(Method::GET, url);
+        return api
+            .reachable_only("account details", request, "HubSpot", "accessToken", rec)
+            .await;
     };
     let answer = api
         .send(

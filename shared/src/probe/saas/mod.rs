@@ -14,7 +14,7 @@ pub mod snowflake;
 
 use super::http::{handshake_of, read_bounded, tls_reason, transport_failure, HttpProbe};
 pub use super::oauth::form;
-use super::report::{Failure, ProbeCode, Recorder, StepName};
+use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use super::tls;
 use crate::model::ConnectorType;
 use crate::vendor;
@@ -56,6 +56,37 @@ impl Api<'_> {
     /// A request for `send` (the probe's one client: guard pins, timeouts, no redirects).
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
         self.http.client.request(method, url)
+    }
+
+    /// The end of a probe without credentials: one anonymous request shows the vendor answers.
+    pub async fn reachable_only(
+        &self,
+        what: &str,
+        request: RequestBuilder,
+        vendor: &str,
+        fields: &str,
+        rec: &mut Recorder,
+    ) -> Result<String, Failure> {
+        self.send(StepName::Http, what, request, rec).await?;
+        rec.reached(Depth::Reachable);
+        Ok(format!(
+            "{vendor} answered; credentials were not checked (no {fields} in authConfig)"
+        ))
+    }
+
+    /// An OAuth 2.0 token request, recorded as the `auth` step: the access token and the answer.
+    pub async fn token(
+        &self,
+        request: RequestBuilder,
+        endpoint: &str,
+        rec: &mut Recorder,
+    ) -> Result<(String, Value), Failure> {
+        let answer = self
+            .send(StepName::Auth, "token endpoint", request, rec)
+            .await?;
+        rec.reached(Depth::Reachable);
+        let json = answer.json();
+        super::oauth::access_token(answer.status, &json, endpoint).map(|t| (t, json))
     }
 
     /// Sends one request to a vendor host, recorded as step `step` (`what` names it); fails
@@ -147,15 +178,4 @@ pub fn field<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a s
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
-}
-
-/// An OAuth 2.0 token endpoint's answer (RFC 6749 §5): the access token and the whole answer.
-pub fn oauth_token(answer: &Answer, endpoint: &str) -> Result<(String, Value), Failure> {
-    let json = answer.json();
-    super::oauth::access_token(answer.status, &json, endpoint).map(|t| (t, json))
-}
-
-/// The probe's end when no credentials were given: the vendor answered, nothing was checked.
-pub fn unchecked(vendor: &str, what: &str) -> String {
-    format!("{vendor} answered; credentials were not checked (no {what} in authConfig)")
 }

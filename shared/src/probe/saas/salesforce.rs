@@ -5,7 +5,7 @@
 //! anything (the instance URL a token endpoint returns included).
 //! `INVALID_SESSION_ID` (401) → `auth_failed`; 403 → `permission_denied`.
 
-use super::{field, form, oauth_token, unchecked, Api};
+use super::{field, form, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -34,16 +34,8 @@ pub async fn login(
             ("client_id", id),
             ("client_secret", client_secret),
         ];
-        let answer = api
-            .send(
-                StepName::Auth,
-                "token endpoint",
-                form(api.request(Method::POST, endpoint), &fields),
-                rec,
-            )
-            .await?;
-        rec.reached(Depth::Reachable);
-        let (access, json) = oauth_token(&answer, "/services/oauth2/token")?;
+        let request = form(api.request(Method::POST, endpoint), &fields);
+        let (access, json) = api.token(request, "/services/oauth2/token", rec).await?;
         if let Some(u) = json.get("instance_url").and_then(Value::as_str) {
             instance = parse(u)?;
         }
@@ -69,10 +61,7 @@ pub async fn login(
     })?;
     rec.server("Salesforce", &format!("API v{latest}"));
     let Some(token) = token else {
-        return Ok(unchecked(
-            "Salesforce",
-            "accessToken or clientId/clientSecret",
-        ));
+        return Ok("Salesforce answered; credentials were not checked (no accessToken or clientId/clientSecret in authConfig)".into());
     };
     let limits = api
         .send(

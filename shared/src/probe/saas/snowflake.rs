@@ -10,7 +10,7 @@
 //! 390189 / 390186 (role does not exist / is not granted) → `permission_denied`.
 
 use super::signing_key::{unix_now, SigningKey};
-use super::{field, json_body, unchecked, Api};
+use super::{field, json_body, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -52,18 +52,16 @@ pub async fn login(
     let password = field(secret, "password");
     let private_key = field(secret, "privateKey");
     let (Some(user), true) = (user, password.is_some() || private_key.is_some()) else {
-        api.send(
-            StepName::Http,
-            "account",
-            api.request(Method::GET, base),
-            rec,
-        )
-        .await?;
-        rec.reached(Depth::Reachable);
-        return Ok(unchecked(
-            "Snowflake",
-            "username with password or privateKey",
-        ));
+        let request = api.request(Method::GET, base);
+        return api
+            .reachable_only(
+                "account",
+                request,
+                "Snowflake",
+                "username with password or privateKey",
+                rec,
+            )
+            .await;
     };
     let name = account_name(account);
     let mut data = json!({
