@@ -428,8 +428,38 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
             "an issued token in a response"
         );
     }
+    // The JWT assertions the key-pair logins sign (Snowflake, Google: RS256) show nowhere either.
+    assert_eq!(
+        rs256_jwts(&logs),
+        Vec::<String>::new(),
+        "a signed assertion in the logs"
+    );
+    for (reply, headers) in &exchanges {
+        assert!(rs256_jwts(&reply.raw).is_empty() && rs256_jwts(headers).is_empty());
+    }
     // The KMS data key travels in GenerateDataKey's answer; at trace it must not be logged either.
     assert!(!logs.contains("\"Plaintext\""), "a data key in the logs");
+}
+
+/// Every RS256 JWT in `text` (the tests' own bearer tokens are HS256).
+fn rs256_jwts(text: &str) -> Vec<String> {
+    use base64::Engine;
+    text.match_indices("eyJ")
+        .filter_map(|(i, _)| {
+            let token: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .collect();
+            let header = token.split('.').next()?;
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .ok()?;
+            String::from_utf8(decoded)
+                .ok()?
+                .contains("RS256")
+                .then_some(token)
+        })
+        .collect()
 }
 
 fn r_raw(exchanges: &[(Reply, String)]) -> String {

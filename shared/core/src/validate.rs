@@ -395,6 +395,30 @@ pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<
             }
         }
     }
+    if kind == ConnectorType::AzureBlob {
+        // A connection string's BlobEndpoint is where the key or SAS is sent.
+        let endpoint = auth
+            .get("connectionString")
+            .and_then(Value::as_str)
+            .and_then(|cs| {
+                cs.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    (k.trim() == "BlobEndpoint").then(|| v.trim().to_string())
+                })
+            });
+        if let Some(endpoint) = endpoint {
+            let host = url::Url::parse(&endpoint)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or(endpoint);
+            if !vendor::is_allowed(kind, &host) {
+                problems.push(FieldProblem::new(
+                    "authConfig.connectionString",
+                    format!("BlobEndpoint: {}", vendor::refusal(kind, &host)),
+                ));
+            }
+        }
+    }
     if matches!(kind, ConnectorType::Bigquery | ConnectorType::Gcs) {
         if let Some(raw) = auth.get("serviceAccountKey") {
             let field = "authConfig.serviceAccountKey";
@@ -1103,6 +1127,30 @@ mod tests {
         let mut fields = problem_fields(&e);
         fields.sort();
         assert_eq!(fields, ["bogus", "status", "type"]);
+    }
+
+    #[test]
+    fn an_azure_connection_string_sends_its_secret_only_to_azure() {
+        let auth = |cs: &str| body(json!({"connectionString": cs}));
+        let bad = check_auth_config(
+            ConnectorType::AzureBlob,
+            &auth("BlobEndpoint=https://collector.example.com/;SharedAccessSignature=sv=1&sig=x"),
+        );
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].field, "authConfig.connectionString");
+        assert!(!bad[0].problem.contains("sig=x"), "the SAS is not echoed");
+        assert!(check_auth_config(
+            ConnectorType::AzureBlob,
+            &auth(
+                "BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=1&sig=x"
+            ),
+        )
+        .is_empty());
+        assert!(check_auth_config(
+            ConnectorType::AzureBlob,
+            &auth("AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"),
+        )
+        .is_empty());
     }
 
     #[test]
