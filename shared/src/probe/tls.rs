@@ -73,15 +73,19 @@ fn roots() -> Result<Arc<RootCertStore>, String> {
 }
 
 /// The HTTP probes' configuration (reqwest): the same roots, verified in full, HTTP/1.1 only.
-/// One client serves every HTTP probe, so no per-handshake slot: a self-signed certificate is told
-/// apart from an unknown issuer in the error itself (`SelfSignedCertificate`).
+/// One client serves every HTTP probe, so no per-handshake slot (reqwest hands over the
+/// certificate with the answer).
 pub fn http_config() -> Result<ClientConfig, String> {
     let (base, webpki) = base()?;
     let mut config = (*base).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
         .dangerous()
-        .set_certificate_verifier(Arc::new(NamingSelfSigned { inner: webpki }));
+        .set_certificate_verifier(Arc::new(Recording {
+            inner: webpki,
+            verify: Verify::Full,
+            seen: None,
+        }));
     Ok(config)
 }
 
@@ -96,59 +100,6 @@ impl std::fmt::Display for SelfSignedCertificate {
 }
 
 impl std::error::Error for SelfSignedCertificate {}
-
-/// Full web-PKI verification whose unknown-issuer error says when the certificate is self-signed.
-#[derive(Debug)]
-struct NamingSelfSigned {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for NamingSelfSigned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-                if self_signed(end_entity) =>
-            {
-                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                    rustls::OtherError(Arc::new(SelfSignedCertificate)),
-                )))
-            }
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
 
 /// The base configuration and the web-PKI verifier.
 type Base = (Arc<ClientConfig>, Arc<WebPkiServerVerifier>);
@@ -184,18 +135,19 @@ fn config(verify: Verify) -> Result<(Arc<ClientConfig>, Seen), String> {
         .set_certificate_verifier(Arc::new(Recording {
             inner: webpki,
             verify,
-            seen: seen.clone(),
+            seen: Some(seen.clone()),
         }));
     Ok((Arc::new(config), seen))
 }
 
 /// The web-PKI verifier at the level `verify` asks for (libpq's lenient modes check nothing, or
-/// the chain without the name), keeping the server's certificate for the report.
+/// the chain without the name), keeping the server's certificate for the report when there is a
+/// slot for it, and saying so when an unknown issuer is the certificate itself.
 #[derive(Debug)]
 struct Recording {
     inner: Arc<WebPkiServerVerifier>,
     verify: Verify,
-    seen: Seen,
+    seen: Option<Seen>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -207,30 +159,28 @@ impl ServerCertVerifier for Recording {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut seen) = self.seen.lock() {
+        if let Some(Ok(mut seen)) = self.seen.as_ref().map(|s| s.lock()) {
             *seen = Some(end_entity.to_vec());
         }
-        match self.verify {
-            Verify::Encrypt => return Ok(ServerCertVerified::assertion()),
-            Verify::Full => {
-                return self.inner.verify_server_cert(
-                    end_entity,
-                    intermediates,
-                    server_name,
-                    ocsp,
-                    now,
-                )
-            }
-            Verify::Chain => {}
+        if self.verify == Verify::Encrypt {
+            return Ok(ServerCertVerified::assertion());
         }
-        // webpki checks the chain first, then the name: a name error means the chain was good.
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        match verified {
+            // webpki checks the chain first, then the name: a name error means the chain was good.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if self.verify == Verify::Chain => Ok(ServerCertVerified::assertion()),
+            // webpki says "unknown issuer" for a certificate that signed itself: say which it is.
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self_signed(end_entity) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(SelfSignedCertificate)),
+                )))
+            }
             other => other,
         }
     }
@@ -322,11 +272,7 @@ pub fn report_of(
         .and_then(|d| certificate_report(d, unix_now()))
         .unwrap_or_default();
     report.version = version;
-    // webpki says "unknown issuer" for a certificate that signed itself: say which it is.
-    report.reason = match (reason, der) {
-        (Some(TlsReason::UnknownIssuer), Some(d)) if self_signed(d) => Some(TlsReason::SelfSigned),
-        (r, _) => r,
-    };
+    report.reason = reason;
     report
 }
 
