@@ -8,7 +8,7 @@
 //! `AuthorizationPermissionMismatch` (and other refusals of a valid signature) →
 //! `permission_denied`.
 
-use super::{field, Answer, Api};
+use super::{field, path_segment, Answer, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use base64::Engine;
 use reqwest::Method;
@@ -124,7 +124,7 @@ pub async fn login(
 ) -> Result<String, Failure> {
     let account = account(config, secret)?;
     let container = field(Some(config), "container").unwrap_or_default();
-    let encoded: String = url::form_urlencoded::byte_serialize(container.as_bytes()).collect();
+    let encoded = path_segment(container);
     let mut url = Url::parse(&format!("{}/{encoded}?restype=container", account.endpoint))
         .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the blob endpoint is not a URL"))?;
     let date = ms_date();

@@ -5,7 +5,7 @@
 //! (`/sql/protocolv1/o/{org}/{cluster}`) → `GET /api/2.0/clusters/get?cluster_id={cluster}`.
 //! 401 → `auth_failed`, 403 → `permission_denied`, 404 / `RESOURCE_DOES_NOT_EXIST` → `not_found`.
 
-use super::{field, form, Answer, Api};
+use super::{field, form, path_segment, Answer, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -48,7 +48,10 @@ pub async fn login(
         )
     })?;
     let url = match &target {
-        Resource::Warehouse(id) => join(&base, &format!("api/2.0/sql/warehouses/{}", seg(id)))?,
+        Resource::Warehouse(id) => join(
+            &base,
+            &format!("api/2.0/sql/warehouses/{}", path_segment(id)),
+        )?,
         Resource::Cluster(id) => {
             let mut u = join(&base, "api/2.0/clusters/get")?;
             u.query_pairs_mut().append_pair("cluster_id", id);
@@ -154,11 +157,6 @@ fn not_found(what: &str, rec: &mut Recorder) -> Result<String, Failure> {
 fn join(base: &Url, path: &str) -> Result<Url, Failure> {
     base.join(path)
         .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the Databricks workspace URL"))
-}
-
-/// A path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]

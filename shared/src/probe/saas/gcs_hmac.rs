@@ -23,7 +23,7 @@ pub async fn login(
     secret_key: &str,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let encoded: String = url::form_urlencoded::byte_serialize(bucket.as_bytes()).collect();
+    let encoded = super::path_segment(bucket);
     let url = Url::parse(&format!(
         "https://storage.googleapis.com/{encoded}?max-keys=1"
     ))

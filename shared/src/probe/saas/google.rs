@@ -9,7 +9,7 @@
 //! 403 → `permission_denied`, 404 → `not_found`.
 
 use super::signing_key::{unix_now, SigningKey};
-use super::{field, form, Answer, Api};
+use super::{field, form, path_segment, Answer, Api};
 use crate::model::ConnectorType;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::validate::{service_account_key, GOOGLE_TOKEN_URI};
@@ -36,8 +36,8 @@ fn resource(
         ConnectorType::Bigquery => (
             format!(
                 "https://bigquery.googleapis.com/bigquery/v2/projects/{}/datasets/{}",
-                seg(get("project")),
-                seg(get("dataset"))
+                path_segment(get("project")),
+                path_segment(get("dataset"))
             ),
             "https://www.googleapis.com/auth/bigquery.readonly",
             format!("dataset {}:{}", get("project"), get("dataset")),
@@ -45,7 +45,7 @@ fn resource(
         _ => (
             format!(
                 "https://storage.googleapis.com/storage/v1/b/{}",
-                seg(get("bucket"))
+                path_segment(get("bucket"))
             ),
             "https://www.googleapis.com/auth/devstorage.read_only",
             format!("bucket {}", get("bucket")),
@@ -164,11 +164,4 @@ fn outcome(answer: &Answer, what: &str, rec: &mut Recorder) -> Result<String, Fa
             format!("Google answered HTTP {code} for {what}"),
         )),
     }
-}
-
-/// A path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }

@@ -165,6 +165,13 @@ impl Api<'_> {
     }
 }
 
+/// One URL path segment, percent-encoded (a space is `%20`: `+` is a literal plus in a path).
+pub fn path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
 /// A JSON body.
 pub fn json_body(request: RequestBuilder, body: &Value) -> RequestBuilder {
     request
