@@ -179,7 +179,7 @@ async fn aws_keys_and_roles_reach_the_depth_they_allow() {
     let t = Tenant::new("awslogin");
     for (name, function, kind, method, config, auth, code, depth) in rows {
         let mut tester = tester_probing_with(probe_settings()).await;
-        tester.prober = Prober::new(probe_settings(), &function_sdk(function).await).unwrap();
+        tester.prober = Prober::new(probe_settings(), &function_sdk(function).await);
         let mut body = json!({"name": name, "type": kind, "authMethod": method, "config": config});
         if auth != json!({}) {
             body["authConfig"] = auth;

@@ -106,7 +106,7 @@ async fn local() -> Local {
         tester: Tester {
             store: DynamoStore::from_sdk(&sdk, TABLE),
             sealer: KmsEnvelope::from_sdk(&sdk, &st.key_id),
-            prober: Prober::new(crate::saas::vendor_settings(), &sdk).unwrap(),
+            prober: Prober::new(crate::saas::vendor_settings(), &sdk),
             rate: RatePolicy {
                 limit: 1000,
                 window: Duration::from_secs(60),

@@ -844,7 +844,7 @@ async fn credentials_go_only_to_the_vendors_hosts() {
         assert_eq!(r.fields(), [field], "{kind}: {}", r.raw);
     }
     // A legacy connector stored before the rule: blocked before anything is sent.
-    let prober = Prober::new(vendor_settings(), &stack().await.sdk).unwrap();
+    let prober = Prober::new(vendor_settings(), &stack().await.sdk);
     let config: Map<String, Value> = json!({"instanceUrl": "https://127.0.0.1/"})
         .as_object()
         .unwrap()

@@ -111,7 +111,7 @@ pub fn tester_with(
     Tester {
         store: DynamoStore::from_sdk(sdk, TABLE),
         sealer: KmsEnvelope::from_sdk(sdk, key_id),
-        prober: Prober::new(probe_settings(), sdk).unwrap(),
+        prober: Prober::new(probe_settings(), sdk),
         rate: RatePolicy {
             limit: rate_limit,
             window: Duration::from_secs(60),
@@ -215,7 +215,7 @@ pub fn signed(claims: &Value) -> String {
 pub async fn tester_probing_with(settings: ProbeSettings) -> Tester<DynamoStore, KmsEnvelope> {
     let st = stack().await;
     let mut tester = tester_with(&st.sdk, &st.key_id, BreakerPolicy::default(), 100);
-    tester.prober = Prober::new(settings, &st.sdk).unwrap();
+    tester.prober = Prober::new(settings, &st.sdk);
     tester
 }
 

@@ -24,7 +24,7 @@ async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
     Tester {
         store: DynamoStore::from_sdk(&st.sdk, table),
         sealer: KmsEnvelope::from_sdk(&st.sdk, &st.key_id),
-        prober: Prober::new(probe_settings(), &st.sdk).unwrap(),
+        prober: Prober::new(probe_settings(), &st.sdk),
         rate: RatePolicy {
             limit: 100,
             window: Duration::from_secs(60),

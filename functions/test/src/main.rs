@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let tester = Tester {
         store: DynamoStore::from_sdk(&aws, &settings.table_name),
         sealer: KmsEnvelope::from_sdk(&aws, settings.require_kms_key()),
-        prober: Prober::new(probe_settings, &aws).unwrap_or_else(|e| panic!("{e}")),
+        prober: Prober::new(probe_settings, &aws),
         rate: settings.rate_policy(),
         breaker: settings.breaker_policy(),
         verifier: settings.token_verifier().await,

@@ -23,6 +23,7 @@ use aws_config::SdkConfig;
 use report::{Diagnostics, Failure, ProbeCode, Recorder, StepName};
 use serde_json::{Map, Value};
 use ssrf::Guard;
+use std::sync::OnceLock;
 use std::time::Duration;
 use target::Target;
 
@@ -110,37 +111,52 @@ fn kafka_login<'a>(
     }
 }
 
-/// Runs probes; built once at init (one HTTP client, one SDK config).
+/// Runs probes; one per instance. The HTTP client (its TLS roots) and the SRV resolver are built
+/// on the first probe that needs them, then reused: most cold starts serve a list or a CRUD call,
+/// and building them at init cost the `test` binary about a millisecond of its cold start.
 pub struct Prober {
     settings: ProbeSettings,
-    http: reqwest::Client,
+    http: OnceLock<Result<reqwest::Client, String>>,
     pins: net::Pins,
-    srv: srv::SrvResolver,
+    srv: OnceLock<srv::SrvResolver>,
     aws: SdkConfig,
 }
 
 impl Prober {
-    pub fn new(settings: ProbeSettings, aws: &SdkConfig) -> Result<Self, String> {
-        let pins = net::Pins::default();
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls::http_config()?)
-            .tls_info(true)
-            .dns_resolver(pins.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.total_timeout)
-            .no_proxy()
-            .user_agent("connectors-api-probe/1")
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let srv = srv::SrvResolver::new(settings.dns_server);
-        Ok(Self {
+    pub fn new(settings: ProbeSettings, aws: &SdkConfig) -> Self {
+        Self {
             settings,
-            http,
-            pins,
-            srv,
+            http: OnceLock::new(),
+            pins: net::Pins::default(),
+            srv: OnceLock::new(),
             aws: aws.clone(),
-        })
+        }
+    }
+
+    /// The one HTTP client of every HTTP probe, built on first use (the extra CA file may be
+    /// unreadable: every HTTP probe then fails with a message naming the setting).
+    fn http_client(&self) -> Result<&reqwest::Client, Failure> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .tls_backend_preconfigured(tls::http_config()?)
+                    .tls_info(true)
+                    .dns_resolver(self.pins.clone())
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(self.settings.connect_timeout)
+                    .timeout(self.settings.total_timeout)
+                    .no_proxy()
+                    .user_agent("connectors-api-probe/1")
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| Failure::new(ProbeCode::TlsFailed, e.clone()))
+    }
+
+    fn srv(&self) -> &srv::SrvResolver {
+        self.srv
+            .get_or_init(|| srv::SrvResolver::new(self.settings.dns_server))
     }
 
     pub fn settings(&self) -> &ProbeSettings {
@@ -205,14 +221,14 @@ impl Prober {
     }
 
     /// The HTTP client behind the guard, its pins and overrides.
-    fn http_probe(&self) -> http::HttpProbe<'_> {
-        http::HttpProbe {
-            client: &self.http,
+    fn http_probe(&self) -> Result<http::HttpProbe<'_>, Failure> {
+        Ok(http::HttpProbe {
+            client: self.http_client()?,
             pins: &self.pins,
             guard: &self.settings.guard,
             overrides: &self.settings.resolve,
             connect_timeout: self.settings.connect_timeout,
-        }
+        })
     }
 
     /// MongoDB: `hello`, and with credentials the SCRAM login and `listCollections`.
@@ -348,17 +364,17 @@ impl Prober {
             }
             Target::MongoSrv { host } => {
                 let (host, port) = rec
-                    .step(StepName::Dns, self.srv.mongodb_target(host, limit))
+                    .step(StepName::Dns, self.srv().mongodb_target(host, limit))
                     .await?;
                 self.mongo(&host, port, config, secret, rec).await
             }
             Target::Http { url, auth } => {
                 // With credentials a 2xx/3xx is authorized; without, any answer is reachable only.
-                self.http_probe().run(url.clone(), auth, rec).await
+                self.http_probe()?.run(url.clone(), auth, rec).await
             }
             Target::Saas => {
                 let api = saas::Api {
-                    http: self.http_probe(),
+                    http: self.http_probe()?,
                     kind,
                 };
                 match kind {
