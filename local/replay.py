@@ -35,6 +35,9 @@ def main() -> int:
     env = dict(os.environ)
     env.update(line.split("=", 1) for line in setup.splitlines() if "=" in line)
     env.update(JWT_SECRET=SECRET, RUST_LOG="warn", PATH=VENV_BIN + os.pathsep + env.get("PATH", ""))
+    # The sweep's shard queue, as the template wires it: the scheduled event fans out into it and
+    # the replay hands its messages back to the function, as Lambda's event source mapping would.
+    queue_url = sqs(emulator).create_queue(QueueName="connectors-replay-sweep-shards")["QueueUrl"]
     port = free_port()
     children = [subprocess.Popen(["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)], cwd=ROOT, env=env)]
     try:
@@ -45,9 +48,11 @@ def main() -> int:
                           AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1",
                           # As template.yaml sets it (cargo lambda's deadline is no moment in time).
                           FUNCTION_TIMEOUT_SECONDS="15" if name == "test" else "10")
+            if name == "test":
+                fn_env["SWEEP_QUEUE_URL"] = queue_url
             children.append(subprocess.Popen([binary], cwd=ROOT, env=fn_env))
         time.sleep(1)
-        return replay(port, env)
+        return replay(port, env, sqs(emulator), queue_url)
     finally:
         for child in children:
             child.terminate()
@@ -65,12 +70,25 @@ def invoke(port: int, function: str, event: dict, env: dict) -> dict:
     return json.loads(out.stdout)
 
 
+def sqs(emulator: str):
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=emulator, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def shard_event(message: dict) -> dict:
+    """events/sweep-shard.json carrying one message received from the queue."""
+    event = load("sweep-shard.json")
+    event["Records"][0].update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], body=message["Body"])
+    return event
+
+
 def load(name: str) -> dict:
     with open(os.path.join(ROOT, "events", name)) as f:
         return json.load(f)
 
 
-def replay(port: int, env: dict) -> int:
+def replay(port: int, env: dict, queue, queue_url: str) -> int:
     failures = []
     checks = []
 
@@ -102,9 +120,24 @@ def replay(port: int, env: dict) -> int:
 
     listed = json.loads(invoke(port, "list", load("list.json"), env)["body"])
     expect("list.json total after create", listed["total"], 1)
-    summary = invoke(port, "test", load("scheduled.json"), env)
-    expect("scheduled.json → test (sweep summary keys)", sorted(summary), ["failed", "ok", "probed", "skipped"])
-    expect("scheduled.json probed the new connector", summary["probed"], 1)
+    expect("sweep-shard.json → test (no failed record)", invoke(port, "test", load("sweep-shard.json"), env), {"batchItemFailures": []})
+    bad = load("sweep-shard.json")
+    bad["Records"][0]["body"] = '{"shard": 99}'
+    expect("sweep-shard.json with no shard message → that record fails",
+           invoke(port, "test", bad, env), {"batchItemFailures": [{"itemIdentifier": bad["Records"][0]["messageId"]}]})
+
+    expect("scheduled.json → test (fan-out)", invoke(port, "test", load("scheduled.json"), env), {"queued": 16})
+    messages = []
+    while True:
+        got = queue.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        messages += got
+    expect("the fan-out queued one message per shard", sorted(json.loads(m["Body"])["shard"] for m in messages), list(range(16)))
+    answers = [invoke(port, "test", shard_event(m), env) for m in messages]
+    expect("every shard message processed", [a for a in answers if a != {"batchItemFailures": []}], [])
+    listed = json.loads(invoke(port, "list", load("list.json"), env)["body"])
+    expect("the shard runs probed the new connector", [c.get("lastTestedAt") is not None for c in listed["data"]], [True])
 
     print(f"replay: {len(checks) - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0

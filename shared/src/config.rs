@@ -25,6 +25,9 @@ pub struct Settings {
     /// The rate-limit window (`TEST_RATE_WINDOW_SECONDS`, default 60).
     pub test_rate_window: Duration,
     pub sweep: SweepSettings,
+    /// The sweep's shard queue (`SWEEP_QUEUE_URL`): set, a scheduled event fans out one message
+    /// per shard; unset, it sweeps every shard itself.
+    pub sweep_queue_url: Option<String>,
     /// Consecutive probe failures that open a connector's circuit (`BREAKER_FAILURE_THRESHOLD`, default 5).
     pub breaker_threshold: u32,
 }
@@ -77,6 +80,7 @@ impl Settings {
                 interval: Duration::from_secs(number("SWEEP_INTERVAL_SECONDS", 3600)),
                 concurrency: number("SWEEP_CONCURRENCY", 16),
             },
+            sweep_queue_url: var("SWEEP_QUEUE_URL"),
         }
     }
 

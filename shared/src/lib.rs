@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod limits;
 pub mod probe;
+pub mod shard_queue;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

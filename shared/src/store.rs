@@ -7,6 +7,7 @@
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
 //! | rate bucket | `TENANT#<tenant>` | `RATE`                    |
 //! | idempotency | `TENANT#<tenant>` | `IDEMPOTENCY#<key>`       |
+//! | shard lease | `SWEEP`           | `LEASE#<shard>`           |
 //!
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
 //! scheduled sweep probes; inactive connectors carry neither attribute.
@@ -112,6 +113,26 @@ pub trait DueConnectors: Send + Sync {
         shard: &str,
         now: &str,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+}
+
+/// Which sweep invocation works on a `due` shard, so that a shard message delivered twice (SQS
+/// delivers at least once) or a run overlapping the last probes nothing twice.
+pub trait ShardLeases: Send + Sync {
+    /// Takes the lease on `shard` for `holder` until `until_ms` when it is free (absent, expired at
+    /// `now_ms`, or already this holder's): false when another invocation holds it.
+    fn lease(
+        &self,
+        shard: &str,
+        holder: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives the lease back early (only when `holder` still holds it).
+    fn release(
+        &self,
+        shard: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The rate limit's bucket per tenant: its theoretical arrival time (TAT, µs since the epoch),
@@ -732,6 +753,73 @@ impl DueConnectors for DynamoStore {
                 Some(lek) if !lek.is_empty() => start = Some(lek),
                 _ => return Ok(found),
             }
+        }
+    }
+}
+
+fn lease_key(shard: &str) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s("SWEEP")),
+        ("sk".to_string(), s(format!("LEASE#{shard}"))),
+    ])
+}
+
+impl ShardLeases for DynamoStore {
+    async fn lease(
+        &self,
+        shard: &str,
+        holder: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(lease_key(shard)))
+            .update_expression("SET holder = :holder, leaseUntil = :until")
+            .condition_expression(
+                "attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR holder = :holder",
+            )
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+
+    async fn release(&self, shard: &str, holder: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(lease_key(shard)))
+            .update_expression("SET leaseUntil = :zero")
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // Expired and taken by another invocation meanwhile: theirs now.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("UpdateItem", e)),
         }
     }
 }

@@ -114,6 +114,7 @@ async fn local() -> Local {
             breaker: BreakerPolicy::default(),
             verifier: Some(verifier()),
             sweep: SweepSettings::default(),
+            fanout: None,
         },
     }
 }

@@ -119,6 +119,7 @@ pub fn tester_with(
         breaker,
         verifier: Some(TokenVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)),
         sweep: SweepSettings::default(),
+        fanout: None,
     }
 }
 

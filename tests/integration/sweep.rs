@@ -11,6 +11,7 @@ use shared::limits::breaker::{Breaker, BreakerPolicy, CircuitState};
 use shared::limits::rate::RatePolicy;
 use shared::model::{Connector, ConnectorType, Status};
 use shared::probe::Prober;
+use shared::shard_queue::ShardQueue;
 use shared::store::{ConnectorReader, DynamoStore};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
             interval: Duration::from_secs(3600),
             concurrency: 16,
         },
+        fanout: None,
     }
 }
 
@@ -236,10 +238,185 @@ async fn scheduled_events_reach_the_sweep_and_other_events_do_not() {
     };
     assert_eq!(
         body,
-        json!({"probed": 0, "ok": 0, "failed": 0, "skipped": 0})
+        json!({"probed": 0, "ok": 0, "failed": 0, "skipped": 0, "outOfTime": 0})
     );
     let other = lambda_http::request::from_str(r#"{"hello": "world"}"#).unwrap();
     assert_eq!(tester.handle_event(other).await.status(), 400);
+}
+
+/// The scheduled event with a shard queue: 16 messages on the (emulated) SQS queue; each delivered
+/// twice at once, as SQS may, to invocations of its own. Every one of 1 000 connectors is probed
+/// exactly once (one recorded test: version 1 → 2), and a late redelivery probes nothing.
+#[tokio::test]
+async fn a_fanned_out_sweep_probes_each_connector_once_over_sixteen_shards() {
+    const TABLE: &str = "connectors-sweep-fanout";
+    let st = stack().await;
+    let mut tester = sweep_tester(TABLE).await;
+    let sqs = aws_sdk_sqs::Client::new(&st.sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name("connectors-sweep-shards")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    tester.fanout = Some(ShardQueue::from_sdk(&st.sdk, &url));
+    let live = listen(Peer::Postgres {
+        delay: Duration::ZERO,
+    })
+    .await;
+    let all: Vec<Connector> = (0..1000)
+        .map(|i| {
+            connector(
+                &format!("fan-tenant-{}", i % 11),
+                live.port(),
+                Status::Pending,
+            )
+        })
+        .collect();
+    let shards: std::collections::HashSet<_> = all.iter().map(|c| c.due_shard.clone()).collect();
+    assert_eq!(shards.len(), 16, "the connectors fill every shard");
+    insert_all(TABLE, &all).await;
+
+    let scheduled = std::fs::read_to_string(format!(
+        "{}/../events/scheduled.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let resp = tester
+        .handle_event(lambda_http::request::from_str(&scheduled).unwrap())
+        .await;
+    assert_eq!(body_of(&resp), json!({"queued": 16}));
+
+    // What the event source mapping does: hand the queue's messages to the function as SQS
+    // records, delete those it processed, until the queue is empty (shards whose run ran out of
+    // time queue themselves again). Every message goes to two invocations at once.
+    let deliver = |record: serde_json::Value| {
+        let event = json!({"Records": [record]}).to_string();
+        let tester = &tester;
+        async move {
+            let resp = tester
+                .handle_event(lambda_http::request::from_str(&event).unwrap())
+                .await;
+            body_of(&resp)
+        }
+    };
+    let mut rounds = 0;
+    loop {
+        let messages = receive_all(&sqs, &url).await;
+        if messages.is_empty() {
+            break;
+        }
+        let shards: Vec<u64> = messages
+            .iter()
+            .map(|m| {
+                let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                body["shard"].as_u64().unwrap()
+            })
+            .collect();
+        if rounds == 0 {
+            let mut sorted = shards.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                (0..16).collect::<Vec<u64>>(),
+                "one message per shard"
+            );
+        }
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id().unwrap(),
+                    "receiptHandle": m.receipt_handle().unwrap(),
+                    "body": m.body().unwrap(),
+                    "attributes": {}, "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:connectors-sweep-shards",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        let answers = futures_util::future::join_all(
+            records.iter().chain(records.iter()).cloned().map(deliver),
+        )
+        .await;
+        for answer in &answers {
+            assert_eq!(answer, &json!({"batchItemFailures": []}));
+        }
+        for m in &messages {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        rounds += 1;
+        assert!(rounds < 30, "the shards keep queueing themselves");
+    }
+
+    let keys: Vec<(String, String)> = all
+        .iter()
+        .map(|c| (c.tenant_id.clone(), c.id.clone()))
+        .collect();
+    let after = tester.store.get_many(&keys).await.unwrap();
+    assert_eq!(after.len(), 1000);
+    let versions: std::collections::BTreeMap<u64, usize> =
+        after.iter().fold(Default::default(), |mut m, c| {
+            *m.entry(c.version).or_default() += 1;
+            m
+        });
+    assert_eq!(
+        versions,
+        [(2, 1000)].into(),
+        "each connector tested exactly once (version 1 → 2)"
+    );
+    assert!(after
+        .iter()
+        .all(|c| c.status == Status::Active && c.last_tested_at.is_some()));
+
+    // A redelivery while the shard's lease runs (until the first run's deadline) reads nothing;
+    // a sweep after it finds nothing due.
+    let late = tester
+        .sweep_shard(
+            0,
+            Instant::now() + Duration::from_secs(60),
+            "late-redelivery",
+        )
+        .await;
+    assert!(
+        matches!(late, Ok(run) if !run.leased && run.summary.probed == 0),
+        "{late:?}"
+    );
+    let again = tester.sweep(unhurried()).await;
+    assert_eq!(again.probed + again.skipped, 0, "{again:?}");
+}
+
+/// Every message the queue hands out now (ten per ReceiveMessage).
+async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            return all;
+        }
+        all.extend(out.messages().iter().cloned());
+    }
+}
+
+fn body_of(resp: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    }
 }
 
 /// A sweep deadline far enough away for any of these tests.

@@ -107,6 +107,7 @@ RESOURCES = {
     json.dumps({"Fn::GetAtt": ["SecretsKey", "Arn"]}): "key",
     json.dumps({"Fn::GetAtt": ["TestFunction", "Arn"]}): "test function",
     json.dumps("arn:aws:iam::*:role/*"): "customer roles",
+    json.dumps({"Fn::GetAtt": ["SweepShardQueue", "Arn"]}): "shard queue",
 }
 KMS_CONTEXT = {
     "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["tenantId", "connectorId"]},
@@ -154,6 +155,23 @@ def test_the_schedule_invokes_the_sweep(resources):
     assert json.loads(target["Input"]) == {"detail-type": "Scheduled Event", "source": "connectors-api.sweep", "detail": {}}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0}
     assert json.loads((ROOT / "events/scheduled.json").read_text())["source"] == "connectors-api.sweep"
+
+
+def test_shard_messages_reach_the_test_function_one_at_a_time(resources):
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["SweepShardQueue", "Arn"]}
+    assert props["FunctionName"] == {"Ref": "TestFunction"}
+    assert props["BatchSize"] == 1
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 16}
+    env = resources["TestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SWEEP_QUEUE_URL"] == {"Ref": "SweepShardQueue"}
+    queue = resources["SweepShardQueue"]["Properties"]
+    timeout = resources["TestFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout, "Lambda's advice for an SQS event source"
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["SweepShardDeadLetters", "Arn"]}, "maxReceiveCount": 3}
+    assert queue["SqsManagedSseEnabled"] is True
 
 
 def test_table_keys_index_ttl_recovery_and_retention(resources):

@@ -5,6 +5,7 @@ use shared::config::{load_aws, Settings};
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::Tester;
 use shared::probe::{ProbeSettings, Prober};
+use shared::shard_queue::ShardQueue;
 use shared::store::DynamoStore;
 use std::convert::Infallible;
 
@@ -23,6 +24,10 @@ async fn main() -> Result<(), Error> {
         breaker: settings.breaker_policy(),
         verifier: settings.token_verifier().await,
         sweep: settings.sweep,
+        fanout: settings
+            .sweep_queue_url
+            .as_ref()
+            .map(|url| ShardQueue::from_sdk(&aws, url)),
     };
     run(service_fn(|req| async {
         Ok::<_, Infallible>(tester.handle_event(req).await)

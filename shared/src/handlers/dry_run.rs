@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::json;
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket};
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
 use crate::validate::{
     check_auth_config, check_config, has_api_key, parse_create, parse_update, Change,
 };
@@ -54,7 +54,7 @@ struct DryRunBody<'a> {
 
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
 {
     pub(super) async fn dry_run(

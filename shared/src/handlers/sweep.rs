@@ -1,6 +1,13 @@
 //! The scheduled sweep: probes every due connector across tenants, through the same breaker and
 //! recording as the test endpoint, with bounded concurrency, and stops starting probes when the
 //! Lambda deadline is near.
+//!
+//! With a shard queue (`SWEEP_QUEUE_URL`, as deployed) the scheduled event only fans out: one SQS
+//! message per `due` shard, each consumed by its own invocation under its own deadline, so the
+//! connectors probed per interval grow with Lambda concurrency. A shard invocation takes the
+//! shard's lease first (a message delivered twice, or a run overlapping the last, probes nothing
+//! twice); when its time runs out with connectors still due it queues the shard again. Without a
+//! queue (`make local`, the tests) the scheduled event sweeps every shard in one invocation.
 
 use super::test::Tester;
 use crate::deadline::{answer_by, within};
@@ -10,29 +17,47 @@ use crate::http::json;
 use crate::ids::format_rfc3339;
 use crate::model::{Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket};
+use crate::shard_queue::ShardMessage;
+use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
 use futures_util::stream::{self, StreamExt};
 use futures_util::TryFutureExt;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
-use serde_json::Value;
-use std::time::{Duration, Instant, SystemTime};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// What one sweep did.
+/// What one sweep (or one shard of it) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SweepSummary {
     pub probed: usize,
     pub ok: usize,
     pub failed: usize,
     /// Due but not probed: open circuit, deleted or inactive meanwhile, or no time left.
     pub skipped: usize,
+    /// Of `skipped`, those left for lack of time (a shard run queues its shard again for them).
+    pub out_of_time: usize,
+}
+
+/// What a shard invocation did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardRun {
+    pub shard: u32,
+    /// False when another invocation held the shard: nothing was read or probed.
+    pub leased: bool,
+    #[serde(flatten)]
+    pub summary: SweepSummary,
+    /// The shard was queued again for the connectors left for lack of time.
+    pub continued: bool,
 }
 
 enum Swept {
     Ok,
     Failed,
     Skipped,
+    OutOfTime,
 }
 
 /// True for the events that start a sweep: an EventBridge scheduled event (the schedule in
@@ -41,16 +66,33 @@ pub fn is_scheduled_event(event: &Value) -> bool {
     event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
+/// The records of an SQS event (`Records[].eventSource == "aws:sqs"`), or None for other events.
+fn sqs_records(event: &Value) -> Option<&Vec<Value>> {
+    let records = event.get("Records")?.as_array()?;
+    records
+        .iter()
+        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        .then_some(records)
+        .filter(|r| !r.is_empty())
+}
+
 /// Time kept in hand after the last probe starts (to record it and answer).
 const MARGIN: Duration = Duration::from_secs(2);
 
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
 {
     /// The test function's entry point: HTTP requests go to the endpoint, scheduled events to the
-    /// sweep, and any other direct invocation gets a 400.
+    /// sweep (or its fan-out), shard messages from SQS to a shard run, and any other direct
+    /// invocation gets a 400.
     pub async fn handle_event(&self, req: Request) -> Response<Body> {
         if !matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
             return self.handle(req).await;
@@ -59,20 +101,153 @@ where
             Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
             _ => Value::Null,
         };
-        if !is_scheduled_event(&event) {
-            return ApiError::new(
-                400,
-                "unsupported_event",
-                "the test function takes API Gateway requests and scheduled events only",
-            )
-            .into_response();
-        }
         // Lambda's deadline, or the configured timeout where a local runtime gives none.
-        json(200, &self.sweep(answer_by(&req)).await)
+        let by = answer_by(&req);
+        if is_scheduled_event(&event) {
+            return match &self.fanout {
+                Some(_) => json(
+                    200,
+                    &json!({"queued": self.fan_out(SystemTime::now()).await}),
+                ),
+                None => json(200, &self.sweep(by).await),
+            };
+        }
+        if let Some(records) = sqs_records(&event) {
+            let holder = req
+                .lambda_context_ref()
+                .map(|c| c.request_id.clone())
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(crate::ids::new_connector_id);
+            return json(200, &self.shard_messages(records, by, &holder).await);
+        }
+        ApiError::new(
+            400,
+            "unsupported_event",
+            "the test function takes API Gateway requests, scheduled events and shard messages only",
+        )
+        .into_response()
     }
 
-    /// Runs one sweep, answering by `by` (the invocation's deadline less a margin): no probe starts
-    /// unless it can finish and be recorded by then, and calls that stall past it are abandoned.
+    /// Queues one message per `due` shard; the number queued (0 when the queue refused them: the
+    /// connectors stay due for the next scheduled run).
+    pub async fn fan_out(&self, now: SystemTime) -> usize {
+        let Some(queue) = &self.fanout else {
+            return 0;
+        };
+        let scheduled_at = format_rfc3339(now);
+        let messages: Vec<ShardMessage> = (0..DUE_SHARDS)
+            .map(|shard| ShardMessage {
+                shard,
+                scheduled_at: scheduled_at.clone(),
+            })
+            .collect();
+        match queue.send(&messages).await {
+            Ok(n) => {
+                tracing::info!(queued = n, "sweep fanned out");
+                n
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sweep fan-out failed");
+                0
+            }
+        }
+    }
+
+    /// Runs the shard of each SQS record; answers Lambda's partial-batch response, naming the
+    /// records to deliver again (a body that is no shard message, or a shard whose table reads
+    /// failed: SQS retries them, then moves them to the dead-letter queue).
+    pub async fn shard_messages(&self, records: &[Value], by: Instant, holder: &str) -> Value {
+        let mut failures = Vec::new();
+        for record in records {
+            let id = record
+                .get("messageId")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let message = record
+                .get("body")
+                .and_then(Value::as_str)
+                .and_then(|b| serde_json::from_str::<ShardMessage>(b).ok())
+                .filter(|m| m.shard < DUE_SHARDS);
+            let run = match message {
+                Some(m) => self.sweep_shard(m.shard, by, holder).await,
+                None => {
+                    tracing::error!(message_id = id, "an SQS record is not a shard message");
+                    Err(())
+                }
+            };
+            if run.is_err() {
+                failures.push(json!({"itemIdentifier": id}));
+            }
+        }
+        json!({"batchItemFailures": failures})
+    }
+
+    /// One shard: its lease, its due connectors, their probes, and a continuation message when time
+    /// ran out first. Err when the lease or the shard could not be read (deliver the message again).
+    pub async fn sweep_shard(&self, shard: u32, by: Instant, holder: &str) -> Result<ShardRun, ()> {
+        let name = format!("DUE#{shard}");
+        let now = SystemTime::now();
+        let until = epoch_ms(now) + by.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let mut run = ShardRun {
+            shard,
+            leased: false,
+            summary: SweepSummary::default(),
+            continued: false,
+        };
+        match within(
+            by,
+            self.store
+                .lease(&name, holder, epoch_ms(now), until)
+                .map_err(ApiError::from),
+        )
+        .await
+        {
+            Ok(true) => run.leased = true,
+            Ok(false) => {
+                tracing::info!(shard, "shard is held by another invocation; nothing to do");
+                return Ok(run);
+            }
+            Err(e) => {
+                tracing::error!(shard, error = e.code, "the shard lease could not be taken");
+                return Err(());
+            }
+        }
+        let due = within(
+            by,
+            self.store
+                .due(&name, &format_rfc3339(now))
+                .map_err(ApiError::from),
+        )
+        .await
+        .map_err(|e| tracing::error!(shard, error = e.code, "a due shard could not be read"))?;
+        run.summary = self.probe_due(due, by).await;
+        if run.summary.out_of_time > 0 {
+            if let Some(queue) = &self.fanout {
+                // Give the lease back first, so the continuation can take it at once.
+                let _ = self.store.release(&name, holder).await;
+                let message = ShardMessage {
+                    shard,
+                    scheduled_at: format_rfc3339(now),
+                };
+                run.continued = queue.send(&[message]).await.is_ok_and(|n| n == 1);
+            }
+        }
+        tracing::info!(
+            shard,
+            probed = run.summary.probed,
+            ok = run.summary.ok,
+            failed = run.summary.failed,
+            skipped = run.summary.skipped,
+            out_of_time = run.summary.out_of_time,
+            continued = run.continued,
+            "shard swept"
+        );
+        Ok(run)
+    }
+
+    /// Runs one sweep of every shard in this invocation (no queue), answering by `by` (the
+    /// invocation's deadline less a margin): no probe starts unless it can finish and be recorded
+    /// by then, and calls that stall past it are abandoned.
     pub async fn sweep(&self, by: Instant) -> SweepSummary {
         let now = format_rfc3339(SystemTime::now());
         let now = now.as_str();
@@ -91,8 +266,21 @@ where
                 Err(e) => tracing::error!(error = e.code, "a due shard could not be read"),
             }
         }
+        let summary = self.probe_due(due, by).await;
+        tracing::info!(
+            probed = summary.probed,
+            ok = summary.ok,
+            failed = summary.failed,
+            skipped = summary.skipped,
+            "sweep finished"
+        );
+        summary
+    }
+
+    /// Reads the due connectors (100 per BatchGetItem) and probes them, `concurrency` at a time;
+    /// one write per probed connector follows.
+    async fn probe_due(&self, due: Vec<(String, String)>, by: Instant) -> SweepSummary {
         let budget = self.prober.settings().total_timeout + MARGIN;
-        // Read in batches of 100; one write per probed connector follows.
         let connectors = match within(by, self.store.get_many(&due).map_err(ApiError::from)).await {
             Ok(c) => c,
             Err(e) => {
@@ -105,7 +293,7 @@ where
         let results: Vec<Swept> = stream::iter(connectors)
             .map(|connector| async move {
                 if by.saturating_duration_since(Instant::now()) <= budget {
-                    return Swept::Skipped;
+                    return Swept::OutOfTime;
                 }
                 // A stalled table or KMS leaves this connector due for the next run.
                 within(by, async { Ok(self.sweep_one(connector).await) })
@@ -126,15 +314,12 @@ where
                     (summary.probed, summary.failed) = (summary.probed + 1, summary.failed + 1)
                 }
                 Swept::Skipped => summary.skipped += 1,
+                Swept::OutOfTime => {
+                    (summary.skipped, summary.out_of_time) =
+                        (summary.skipped + 1, summary.out_of_time + 1)
+                }
             }
         }
-        tracing::info!(
-            probed = summary.probed,
-            ok = summary.ok,
-            failed = summary.failed,
-            skipped = summary.skipped,
-            "sweep finished"
-        );
         summary
     }
 

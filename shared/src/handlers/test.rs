@@ -15,7 +15,10 @@ use crate::model::{Connector, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::target::probe_uses_secret;
 use crate::probe::Prober;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, StoreError};
+use crate::shard_queue::ShardQueue;
+use crate::store::{
+    ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases, StoreError,
+};
 use crate::token::TokenVerifier;
 use crate::validate::{check_config, has_api_key, is_api_key_field, requested_id};
 use lambda_http::http::header::{HeaderName, HeaderValue};
@@ -33,6 +36,9 @@ pub struct Tester<S, E> {
     pub breaker: BreakerPolicy,
     pub verifier: Option<TokenVerifier>,
     pub sweep: SweepSettings,
+    /// The sweep's shard queue (`SWEEP_QUEUE_URL`); without one a scheduled event sweeps every
+    /// shard in its own invocation.
+    pub fanout: Option<ShardQueue>,
 }
 
 /// The scheduled sweep's pace.
@@ -126,7 +132,7 @@ fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
 
 impl<S, E> Tester<S, E>
 where
-    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
