@@ -29,8 +29,13 @@ def main() -> int:
         check(f"{name} stripped size MB", f["size_mb"], b["size_mb_max"].get(name, b["size_mb_max"]["default"]))
         check(f"{name} sequential AWS round trips", f["aws_rounds"], b["aws_rounds_max"][name])
         check(f"{name} overhead ms beyond the emulator (median)", f["overhead_ms_median"], b["overhead_ms_median_max"])
+        if f.get("arm64_size_mb") is not None:
+            check(f"{name} arm64 stripped size MB", f["arm64_size_mb"], b["arm64_size_mb_max"].get(name, b["arm64_size_mb_max"]["default"]))
+        if name in b["cpu_ms_per_request_max"]:
+            check(f"{name} our CPU ms per warm request", f["cpu_ms_per_request"], b["cpu_ms_per_request_max"][name])
     check("init speed-up over the Python peer", r["init_speedup_vs_peer"], b["init_speedup_vs_peer_min"], at_most=False)
     check("sweep connectors/s", r["sweep"]["per_second"], b["sweep_per_second_min"], at_most=False)
+    check("sweep AWS calls per connector", r["sweep"]["aws_calls_per_connector"], b["sweep_aws_calls_per_connector_max"])
     missed = checks.count(False)
     print(f"bench-check: {len(checks) - missed} budgets held, {missed} missed")
     return 1 if missed else 0

@@ -205,6 +205,30 @@ class Bench:
             "aws_operations": ops,
         }
 
+    def instructions(self, function: str) -> int:
+        """Instructions per warm request, counted by callgrind (repeatable where timings are not):
+        the difference between a run of init + A requests and one of init + B, over B - A."""
+        counts = []
+        for requests in (self.args.instr_from, self.args.instr_to):
+            out = os.path.join(ROOT, ".local", f"callgrind-{function}-{requests}.out")
+            rt = LocalRuntime()
+            env = dict(self.env, AWS_LAMBDA_RUNTIME_API=rt.address)
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"] + self.command(function)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                rt.wait_for_init()
+                for _ in range(requests):
+                    self.expect(function, rt.invoke(self.event_for(function), timeout=60))
+            finally:
+                # SIGTERM: valgrind writes its counts as the process ends.
+                proc.terminate()
+                proc.wait()
+                rt.close()
+            with open(out) as f:
+                total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+            counts.append(total)
+        return (counts[1] - counts[0]) // (self.args.instr_to - self.args.instr_from)
+
     def sweep(self) -> dict:
         n = self.args.sweep
         # A table of its own, so exactly the seeded connectors are due.
@@ -229,34 +253,99 @@ class Bench:
             proc.kill()
             proc.wait()
             rt.close()
-        rt = LocalRuntime()
-        # The sweep measures throughput, not the deadline: as long as the runtime's deadline (15 min).
-        env = dict(self.env, AWS_LAMBDA_RUNTIME_API=rt.address, TABLE_NAME=SWEEP_TABLE, FUNCTION_TIMEOUT_SECONDS="900")
-        proc = subprocess.Popen(self.command("test"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        # As template.yaml sets the test function: each shard run gets 15 s.
+        return self.sweep_fanned_out(n, dict(env, FUNCTION_TIMEOUT_SECONDS="15"))
+
+    def sweep_fanned_out(self, n: int, env: dict) -> dict:
+        """The deployed sweep: the scheduled event fans out one message per shard to the emulator's
+        SQS queue; each message is handed to a test process of its own (as Lambda's event source
+        mapping would, `shard_workers` at a time), until the queue is empty."""
+        import boto3
+        from concurrent.futures import ThreadPoolExecutor
+
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        queue = sqs.create_queue(QueueName="connectors-bench-sweep-shards")["QueueUrl"]
+        env = dict(env, SWEEP_QUEUE_URL=queue.replace(endpoint, env["AWS_ENDPOINT_URL"]))
+        workers = []
+        for _ in range(self.args.shard_workers):
+            rt = LocalRuntime()
+            proc = subprocess.Popen(self.command("test"), env=dict(env, AWS_LAMBDA_RUNTIME_API=rt.address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rt.wait_for_init()
+            workers.append((rt, proc))
+        sqs_event = load_event("sweep-shard.json")
+        try:
+            cpu_before = sum(cpu_seconds(p.pid) for _, p in workers)
             self.tap.take()
-            inv = rt.invoke(load_event("scheduled.json"), timeout=600)
+            started = time.perf_counter()
+            fan_out = workers[0][0].invoke(load_event("scheduled.json"), timeout=60)
+            if fan_out.body != {"queued": 16}:
+                raise SystemExit(f"sweep: the fan-out answered {fan_out.body}")
+            messages = 0
+            with ThreadPoolExecutor(len(workers)) as pool:
+                while True:
+                    got = []
+                    while True:
+                        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+                        if not batch:
+                            break
+                        got += batch
+                    if not got:
+                        break
+                    messages += len(got)
+
+                    def deliver(i_m):
+                        i, m = i_m
+                        event = copy.deepcopy(sqs_event)
+                        event["Records"][0].update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"])
+                        inv = workers[i % len(workers)][0].invoke(event, timeout=600)
+                        if inv.body != {"batchItemFailures": []}:
+                            raise SystemExit(f"sweep: a shard run answered {inv.body}")
+
+                    # One message per worker at a time, as the event source mapping hands them out.
+                    for start in range(0, len(got), len(workers)):
+                        list(pool.map(deliver, enumerate(got[start:start + len(workers)])))
+                    for m in got:
+                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+            seconds = time.perf_counter() - started
             calls = self.tap.take()
+            cpu = sum(cpu_seconds(p.pid) for _, p in workers) - cpu_before
         finally:
-            proc.kill()
-            proc.wait()
-            rt.close()
-        summary = inv.body
-        if summary.get("ok") != n:
-            raise SystemExit(f"sweep: expected {n} ok probes, got {summary}")
+            for rt, proc in workers:
+                proc.kill()
+                proc.wait()
+                rt.close()
+        probed = self.count_tested(SWEEP_TABLE)
+        if probed != n:
+            raise SystemExit(f"sweep: expected {n} connectors tested once, found {probed}")
         by_op: dict = {}
         for c in calls:
             by_op.setdefault(c.op, []).append(c.end - c.start)
         return {
             "connectors": n,
-            "seconds": inv.latency,
-            "per_second": summary["probed"] / inv.latency,
+            "shard_messages": messages,
+            "shard_workers": len(workers),
+            "seconds": seconds,
+            "per_second": n / seconds,
             "aws_calls": len(calls),
+            "aws_calls_per_connector": len(calls) / n,
+            "cpu_ms_per_connector": cpu * 1000 / n,
             "aws_calls_by_operation": {op: {"count": len(d), "emulator_ms_median": statistics.median(d) * 1000} for op, d in by_op.items()},
-            "emulator_busy_seconds": busy(calls, inv.sent_at, inv.done_at),
             "concurrency": int(self.env.get("SWEEP_CONCURRENCY", "16")),
         }
+
+    def count_tested(self, table: str) -> int:
+        """Connectors whose last test is recorded exactly once (version 2: created, then tested)."""
+        import boto3
+
+        dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        count, start = 0, None
+        while True:
+            page = dynamodb.scan(TableName=table, **({"ExclusiveStartKey": start} if start else {}))
+            count += sum(1 for item in page["Items"] if item["sk"]["S"].startswith("CONNECTOR#") and item["version"]["N"] == "2" and "lastTestedAt" in item)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return count
 
     def run(self) -> dict:
         self.token = subprocess.check_output(
@@ -264,7 +353,11 @@ class Bench:
             env=dict(os.environ, JWT_SECRET=SECRET), text=True).strip()
         for function in FUNCTIONS:
             path = self.command(function)[0]
-            self.results["functions"][function] = {"size_mb": os.path.getsize(path) / 1e6}
+            arm64 = os.path.join(ROOT, self.args.arm64_binaries.format(name=function))
+            self.results["functions"][function] = {
+                "size_mb": os.path.getsize(path) / 1e6,
+                "arm64_size_mb": os.path.getsize(arm64) / 1e6 if os.path.exists(arm64) else None,
+            }
         # Order matters: create fills the pool that update, test and delete use.
         for function in ["create", "list", "update", "test", "authorizer", "delete"]:
             print(f"bench: {function}", file=sys.stderr, flush=True)
@@ -275,6 +368,8 @@ class Bench:
                     self.warm_fill()
             figures.update(self.cold_starts(function, lambda f=function: self.event_for(f)))
             figures.update(self.warm(function))
+            if self.args.instructions:
+                figures["instructions_per_request"] = self.instructions(function)
         print("bench: python peer", file=sys.stderr, flush=True)
         self.results["peer"] = self.cold_starts("peer", lambda: load_event("list.json"))
         self.results["peer"].update(self.warm_peer())
@@ -317,20 +412,24 @@ class Bench:
 
 
 def table(r: dict) -> str:
-    rows = ["| function | size MB | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | our CPU ms/request | AWS calls / rounds |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| function | size MB x86_64 / arm64 | init ms (median / p90) | RSS MiB init / after 1st | warm ms | emulator ms | our overhead ms | our CPU ms/request | instructions/request | AWS calls / rounds |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, f in r["functions"].items():
-        rows.append(f"| {name} | {f['size_mb']:.1f} | {f['init_ms_median']:.2f} / {f['init_ms_p90']:.2f} | "
+        arm = f"{f['arm64_size_mb']:.1f}" if f.get("arm64_size_mb") else "–"
+        instr = f"{f['instructions_per_request']:,}" if f.get("instructions_per_request") else "–"
+        rows.append(f"| {name} | {f['size_mb']:.1f} / {arm} | {f['init_ms_median']:.2f} / {f['init_ms_p90']:.2f} | "
                     f"{f['rss_init_mib']:.1f} / {f['rss_first_mib']:.1f} | {f['warm_ms_median']:.2f} | "
-                    f"{f['emulator_ms_median']:.2f} | {f['overhead_ms_median']:.2f} | {f['cpu_ms_per_request']:.2f} | {f['aws_calls']} / {f['aws_rounds']} |")
+                    f"{f['emulator_ms_median']:.2f} | {f['overhead_ms_median']:.2f} | {f['cpu_ms_per_request']:.2f} | {instr} | {f['aws_calls']} / {f['aws_rounds']} |")
     p = r["peer"]
     rows.append(f"| python peer (boto3, list) | – | {p['init_ms_median']:.1f} / {p['init_ms_p90']:.1f} | "
-                f"{p['rss_init_mib']:.1f} / {p['rss_first_mib']:.1f} | {p['warm_ms_median']:.2f} | – | – | – | – |")
+                f"{p['rss_init_mib']:.1f} / {p['rss_first_mib']:.1f} | {p['warm_ms_median']:.2f} | – | – | – | – | – |")
     s = r["sweep"]
     rows.append("")
     rows.append(f"Init speed-up over the Python peer (slowest of ours): {r['init_speedup_vs_peer']:.0f}×. "
-                f"Sweep: {s['connectors']} connectors in {s['seconds']:.2f} s = {s['per_second']:.0f} connectors/s "
-                f"({s['aws_calls']} AWS calls, concurrency {s['concurrency']}).")
+                f"Sweep (fanned out: {s['shard_messages']} shard messages, {s['shard_workers']} test processes): "
+                f"{s['connectors']} connectors in {s['seconds']:.2f} s = {s['per_second']:.0f} connectors/s, "
+                f"{s['aws_calls_per_connector']:.3f} AWS calls and {s['cpu_ms_per_connector']:.2f} ms of our CPU per connector "
+                f"({s['aws_calls']} calls, concurrency {s['concurrency']} per run).")
     return "\n".join(rows)
 
 
@@ -341,7 +440,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sweep", type=int, default=1000)
     parser.add_argument("--binaries", default="target/lambda/{name}/bootstrap",
-                        help="where the release binaries are, relative to the repository")
+                        help="where the x86_64 release binaries are, relative to the repository")
+    parser.add_argument("--arm64-binaries", default="target/lambda-arm64/{name}/bootstrap",
+                        help="where the arm64 release binaries are (sizes only)")
+    parser.add_argument("--shard-workers", type=int, default=4, help="test processes consuming shard messages at once")
+    parser.add_argument("--instructions", action=argparse.BooleanOptionalAction, default=True,
+                        help="count instructions per warm request with callgrind")
+    parser.add_argument("--instr-from", type=int, default=5)
+    parser.add_argument("--instr-to", type=int, default=25)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     args = parser.parse_args()
     results = Bench(args).run()

@@ -1,12 +1,18 @@
-"""Replays every sample event in events/ through the release binaries (target/lambda/*/bootstrap,
-built by `cargo lambda build --release`) over the Lambda Runtime API that `cargo lambda watch
---only-lambda-apis` emulates, against the AWS emulator, and checks what each event should get.
+"""Replays every sample event in events/ through the release binaries over the Lambda Runtime API
+that `cargo lambda watch --only-lambda-apis` emulates, against the AWS emulator, and checks what
+each event should get.
+
+The binaries are the arm64 ones `make release` builds (target/lambda-arm64/*/bootstrap: the
+architecture template.yaml deploys), run under user-mode emulation (Debian's qemu-user-static,
+with the aarch64 glibc of libc6-arm64-cross as the sysroot) on an x86_64 machine. REPLAY_BINARIES
+names another folder (target/lambda: the x86_64 build, run natively).
 
 Usage: replay.py EMULATOR_URL   (run under local/with-emulator.sh; exits non-zero on any mismatch)
 """
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +22,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 FUNCTIONS = ["authorizer", "list", "create", "update", "delete", "test"]
 SECRET = "replay-secret"
+
+
+BINARIES = os.environ.get("REPLAY_BINARIES", os.path.join(ROOT, "target", "lambda-arm64"))
+QEMU = "qemu-aarch64-static"
+SYSROOT = "/usr/aarch64-linux-gnu"
+
+
+def elf_machine(path: str) -> str:
+    """The ELF header's e_machine: 'aarch64', 'x86_64' or the number."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    machine = int.from_bytes(header[18:20], "little")
+    return {0xB7: "aarch64", 0x3E: "x86_64"}.get(machine, str(machine))
+
+
+def command(binary: str) -> list:
+    """How to run `binary` here: natively, or under qemu when it is arm64 and this machine is not."""
+    arch = elf_machine(binary)
+    if arch == os.uname().machine:
+        return [binary]
+    if arch != "aarch64" or shutil.which(QEMU) is None or not os.path.isdir(SYSROOT):
+        raise SystemExit(f"{binary} is {arch}; running it here needs {QEMU} and {SYSROOT} (apt-get install qemu-user-static libc6-arm64-cross)")
+    return [QEMU, "-L", SYSROOT, binary]
 
 
 def free_port() -> int:
@@ -43,14 +72,17 @@ def main() -> int:
     try:
         time.sleep(3)
         for name in FUNCTIONS:
-            binary = os.path.join(ROOT, "target", "lambda", name, "bootstrap")
+            binary = os.path.join(BINARIES, name, "bootstrap")
             fn_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{name}", AWS_LAMBDA_FUNCTION_NAME=name,
                           AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1",
                           # As template.yaml sets it (cargo lambda's deadline is no moment in time).
                           FUNCTION_TIMEOUT_SECONDS="15" if name == "test" else "10")
             if name == "test":
                 fn_env["SWEEP_QUEUE_URL"] = queue_url
-            children.append(subprocess.Popen([binary], cwd=ROOT, env=fn_env))
+            run = command(binary)
+            if name == FUNCTIONS[0]:
+                print(f"replay: {elf_machine(binary)} binaries from {BINARIES}{' under ' + QEMU if run[0] == QEMU else ''}", flush=True)
+            children.append(subprocess.Popen(run, cwd=ROOT, env=fn_env))
         time.sleep(1)
         return replay(port, env, sqs(emulator), queue_url)
     finally:
