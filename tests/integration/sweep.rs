@@ -12,9 +12,9 @@ use shared::limits::rate::RatePolicy;
 use shared::model::{Connector, ConnectorType, Status};
 use shared::probe::Prober;
 use shared::shard_queue::ShardQueue;
-use shared::store::{ConnectorReader, DynamoStore};
+use shared::store::{ConnectorReader, DynamoStore, ShardLeases};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TABLE_500: &str = "connectors-sweep-500";
 const TABLE_SMALL: &str = "connectors-sweep-small";
@@ -377,17 +377,10 @@ async fn a_fanned_out_sweep_probes_each_connector_once_over_sixteen_shards() {
         .iter()
         .all(|c| c.status == Status::Active && c.last_tested_at.is_some()));
 
-    // A redelivery while the shard's lease runs (until the first run's deadline) reads nothing;
-    // a sweep after it finds nothing due.
-    let late = tester
-        .sweep_shard(
-            0,
-            Instant::now() + Duration::from_secs(60),
-            "late-redelivery",
-        )
-        .await;
+    // A late redelivery probes nothing (its connectors are no longer due, or its lease is held).
+    let late = tester.sweep_shard(0, unhurried(), "late-redelivery").await;
     assert!(
-        matches!(late, Ok(run) if !run.leased && run.summary.probed == 0),
+        matches!(late, Ok(run) if run.summary.probed == 0),
         "{late:?}"
     );
     let again = tester.sweep(unhurried()).await;
@@ -410,6 +403,55 @@ async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::t
         }
         all.extend(out.messages().iter().cloned());
     }
+}
+
+/// While another invocation holds a shard's lease, a run of that shard reads and probes nothing;
+/// once it is given back, the next run takes it and probes what is due.
+#[tokio::test]
+async fn a_shard_held_by_another_invocation_is_left_to_it() {
+    const TABLE: &str = "connectors-sweep-lease";
+    let tester = sweep_tester(TABLE).await;
+    let live = listen(Peer::Postgres {
+        delay: Duration::ZERO,
+    })
+    .await;
+    let due = std::iter::repeat_with(|| connector("lease-tenant", live.port(), Status::Pending))
+        .find(|c| c.due_shard.as_deref() == Some("DUE#3"))
+        .unwrap();
+    insert_all(TABLE, std::slice::from_ref(&due)).await;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(tester
+        .store
+        .lease("DUE#3", "first-delivery", now_ms, now_ms + 60_000)
+        .await
+        .unwrap());
+
+    let second = tester.sweep_shard(3, unhurried(), "second-delivery").await;
+    assert!(
+        matches!(second, Ok(run) if !run.leased && run.summary.probed == 0),
+        "{second:?}"
+    );
+    let untouched = tester
+        .store
+        .get(&due.tenant_id, &due.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(untouched.version, 1);
+
+    tester
+        .store
+        .release("DUE#3", "first-delivery")
+        .await
+        .unwrap();
+    let third = tester.sweep_shard(3, unhurried(), "third-delivery").await;
+    assert!(
+        matches!(third, Ok(run) if run.leased && run.summary.probed == 1),
+        "{third:?}"
+    );
 }
 
 fn body_of(resp: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {

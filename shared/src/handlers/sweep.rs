@@ -346,3 +346,40 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard_queue::ShardMessage;
+
+    #[test]
+    fn only_sqs_records_are_shard_deliveries() {
+        let sqs = json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]});
+        assert_eq!(sqs_records(&sqs).map(Vec::len), Some(1));
+        let s3 = json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert!(sqs_records(&s3).is_none());
+        let mixed = json!({"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:sns"}]});
+        assert!(sqs_records(&mixed).is_none());
+        assert!(sqs_records(&json!({"Records": []})).is_none());
+        assert!(!is_scheduled_event(&sqs));
+    }
+
+    #[test]
+    fn a_shard_message_is_exactly_its_two_fields() {
+        let m: ShardMessage =
+            serde_json::from_str(r#"{"shard": 7, "scheduledAt": "2026-11-27T10:00:00Z"}"#).unwrap();
+        assert_eq!(m.shard, 7);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"shard": 7, "scheduledAt": "2026-11-27T10:00:00Z"})
+        );
+        assert!(serde_json::from_str::<ShardMessage>(r#"{"shard": 7}"#).is_err());
+        assert!(serde_json::from_str::<ShardMessage>(
+            r#"{"shard": 7, "scheduledAt": "x", "extra": 1}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<ShardMessage>(r#"{"shard": -1, "scheduledAt": "x"}"#).is_err()
+        );
+    }
+}
