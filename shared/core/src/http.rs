@@ -12,11 +12,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Builds a JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    response(
-        status,
-        Body::Text(String::from_utf8_lossy(&bytes).into_owned()),
-    )
+    // serde_json writes valid UTF-8: straight into the String the body holds, no second pass.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
+    response(status, Body::Text(text))
 }
 
 /// Sets `ETag: "<version>"`, the value `If-Match` takes on update.
