@@ -369,6 +369,9 @@ class Bench:
             figures.update(self.cold_starts(function, lambda f=function: self.event_for(f)))
             figures.update(self.warm(function))
             if self.args.instructions:
+                if function == "delete":
+                    while len(self.pool) < self.args.instr_from + self.args.instr_to + 1:
+                        self.warm_fill()
                 figures["instructions_per_request"] = self.instructions(function)
         print("bench: python peer", file=sys.stderr, flush=True)
         self.results["peer"] = self.cold_starts("peer", lambda: load_event("list.json"))

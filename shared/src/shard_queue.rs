@@ -4,6 +4,7 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 /// The body of one shard message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,17 +19,19 @@ pub struct ShardMessage {
 /// SQS takes at most ten messages per SendMessageBatch.
 const BATCH: usize = 10;
 
-/// Sends shard messages to the queue named by `SWEEP_QUEUE_URL`.
-#[derive(Clone)]
+/// Sends shard messages to the queue named by `SWEEP_QUEUE_URL`. The SQS client is built on the
+/// first send: most invocations of the test function are API requests that never send one.
 pub struct ShardQueue {
-    client: Client,
+    sdk: aws_config::SdkConfig,
+    client: OnceLock<Client>,
     url: String,
 }
 
 impl ShardQueue {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
         Self {
-            client: Client::new(sdk),
+            sdk: sdk.clone(),
+            client: OnceLock::new(),
             url: url.into(),
         }
     }
@@ -50,6 +53,7 @@ impl ShardQueue {
                 .collect::<Result<Vec<_>, String>>()?;
             let out = self
                 .client
+                .get_or_init(|| Client::new(&self.sdk))
                 .send_message_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))

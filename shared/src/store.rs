@@ -780,29 +780,26 @@ fn lease_key(shard: &str) -> Item {
     ])
 }
 
-impl ShardLeases for DynamoStore {
-    async fn lease(
+impl DynamoStore {
+    /// One conditional UpdateItem on a shard's lease: false when the condition did not hold.
+    async fn update_lease(
         &self,
         shard: &str,
-        holder: &str,
-        now_ms: u64,
-        until_ms: u64,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, StoreError> {
-        let out = self
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(lease_key(shard)))
-            .update_expression("SET holder = :holder, leaseUntil = :until")
-            .condition_expression(
-                "attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR holder = :holder",
-            )
-            .expression_attribute_values(":holder", s(holder))
-            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-            .send()
-            .await;
-        match out {
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            req = req.expression_attribute_values(name, value);
+        }
+        match req.send().await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
@@ -813,30 +810,42 @@ impl ShardLeases for DynamoStore {
             Err(e) => Err(sdk_error("UpdateItem", e)),
         }
     }
+}
+
+impl ShardLeases for DynamoStore {
+    async fn lease(
+        &self,
+        shard: &str,
+        holder: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.update_lease(
+            shard,
+            "SET holder = :holder, leaseUntil = :until",
+            "attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR holder = :holder",
+            vec![
+                (":holder", s(holder)),
+                (":until", AttributeValue::N(until_ms.to_string())),
+                (":now", AttributeValue::N(now_ms.to_string())),
+            ],
+        )
+        .await
+    }
 
     async fn release(&self, shard: &str, holder: &str) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(lease_key(shard)))
-            .update_expression("SET leaseUntil = :zero")
-            .condition_expression("holder = :holder")
-            .expression_attribute_values(":holder", s(holder))
-            .expression_attribute_values(":zero", AttributeValue::N("0".to_string()))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            // Expired and taken by another invocation meanwhile: theirs now.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error("UpdateItem", e)),
-        }
+        // A false condition: expired and taken by another invocation meanwhile, theirs now.
+        self.update_lease(
+            shard,
+            "SET leaseUntil = :zero",
+            "holder = :holder",
+            vec![
+                (":holder", s(holder)),
+                (":zero", AttributeValue::N("0".to_string())),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 }
 
