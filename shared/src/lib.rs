@@ -23,9 +23,3 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
-
-/// mimalloc instead of glibc's malloc: allocation and free were a sixth of a warm request's
-/// instructions (decoding DynamoDB's JSON allocates per attribute), and mimalloc's thread-local
-/// free lists cost a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
