@@ -186,7 +186,12 @@ pub fn due_shard(id: &str) -> String {
     let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    format!("DUE#{}", hash % DUE_SHARDS)
+    shard_key(hash % DUE_SHARDS)
+}
+
+/// The `dueShard` value (the index's partition key) of shard `n`.
+pub fn shard_key(n: u32) -> String {
+    format!("DUE#{n}")
 }
 
 impl Connector {

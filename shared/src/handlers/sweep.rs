@@ -9,13 +9,13 @@
 //! twice); when its time runs out with connectors still due it queues the shard again. Without a
 //! queue (`make local`, the tests) the scheduled event sweeps every shard in one invocation.
 
-use super::test::Tester;
+use super::test::{now_ms, Tester};
 use crate::deadline::{answer_by, within};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
 use crate::ids::format_rfc3339;
-use crate::model::{Connector, Status, DUE_SHARDS};
+use crate::model::{shard_key, Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
 use crate::shard_queue::ShardMessage;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
@@ -25,7 +25,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What one sweep (or one shard of it) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -78,12 +78,6 @@ fn sqs_records(event: &Value) -> Option<&Vec<Value>> {
 
 /// Time kept in hand after the last probe starts (to record it and answer).
 const MARGIN: Duration = Duration::from_secs(2);
-
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 impl<S, E> Tester<S, E>
 where
@@ -185,9 +179,9 @@ where
     /// One shard: its lease, its due connectors, their probes, and a continuation message when time
     /// ran out first. Err when the lease or the shard could not be read (deliver the message again).
     pub async fn sweep_shard(&self, shard: u32, by: Instant, holder: &str) -> Result<ShardRun, ()> {
-        let name = format!("DUE#{shard}");
+        let name = shard_key(shard);
         let now = SystemTime::now();
-        let until = epoch_ms(now) + by.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let until = now_ms(now) + by.saturating_duration_since(Instant::now()).as_millis() as u64;
         let mut run = ShardRun {
             shard,
             leased: false,
@@ -197,7 +191,7 @@ where
         match within(
             by,
             self.store
-                .lease(&name, holder, epoch_ms(now), until)
+                .lease(&name, holder, now_ms(now), until)
                 .map_err(ApiError::from),
         )
         .await
@@ -251,7 +245,7 @@ where
     pub async fn sweep(&self, by: Instant) -> SweepSummary {
         let now = format_rfc3339(SystemTime::now());
         let now = now.as_str();
-        let shards = (0..DUE_SHARDS).map(|n| format!("DUE#{n}"));
+        let shards = (0..DUE_SHARDS).map(shard_key);
         let lists: Vec<_> = stream::iter(shards)
             .map(|shard| async move {
                 within(by, self.store.due(&shard, now).map_err(ApiError::from)).await

@@ -109,7 +109,8 @@ pub(super) fn masked(secret: Option<&PlainSecret>) -> Value {
     )
 }
 
-fn now_ms(now: SystemTime) -> u64 {
+/// Milliseconds since the epoch (the breaker's and the shard lease's clock).
+pub(super) fn now_ms(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
