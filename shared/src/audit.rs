@@ -48,8 +48,10 @@ impl AuditEvent {
 
     /// Logs the event (level info, `audit: true`), whatever the outcome.
     pub fn emit(self, status: u16) {
+        let request_id = crate::telemetry::scope::request_id();
         tracing::info!(
             audit = true,
+            requestId = request_id.as_deref().unwrap_or("-"),
             action = self.action,
             tenant = self.tenant.as_deref().unwrap_or("-"),
             subject = self.subject.as_deref().unwrap_or("-"),

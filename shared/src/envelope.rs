@@ -2,6 +2,7 @@
 //! tenant and connector by the KMS encryption context and by the GCM associated data.
 
 use crate::model::{PlainSecret, SealedSecret};
+use crate::telemetry::scope::{Step, Timed};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_sdk_kms::primitives::Blob;
@@ -163,6 +164,7 @@ impl SecretSealer for KmsEnvelope {
             .encryption_context("tenantId", ctx.tenant_id)
             .encryption_context("connectorId", ctx.connector_id)
             .send()
+            .timed(Step::Kms)
             .await
             .map_err(kms_error)?;
         let plain_key = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
@@ -242,6 +244,7 @@ impl KmsEnvelope {
             .encryption_context("tenantId", ctx.tenant_id)
             .encryption_context("connectorId", ctx.connector_id)
             .send()
+            .timed(Step::Kms)
             .await
             .map_err(kms_error)?;
         Ok(Zeroizing::new(

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::ids::is_tenant_id;
+use crate::telemetry::scope::{note, timed, Step};
 use crate::token::{TokenClaims, TokenVerifier};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -61,10 +62,16 @@ pub async fn identify(
 
 /// Resolves the caller (authorizer context, else the bearer token) without judging its role.
 pub async fn caller(req: &Request, verifier: Option<&TokenVerifier>) -> Result<Identity, ApiError> {
-    match authorizer_context(req) {
-        Some(ctx) => ctx,
-        None => from_token(req, verifier).await,
-    }
+    let who = timed(Step::Identity, async {
+        match authorizer_context(req) {
+            Some(ctx) => ctx,
+            None => from_token(req, verifier).await,
+        }
+    })
+    .await?;
+    // The request's log line names the tenant (never a metric dimension).
+    note(|g| g.tenant = Some(who.tenant_id.clone()));
+    Ok(who)
 }
 
 /// 403 unless the caller's role is one of `allowed`.

@@ -6,7 +6,7 @@
 
 // The pure core, under the same names (`crate::model`, `crate::validate`, … keep working).
 pub use connectors_core::{
-    error, http, ids, masking, model, paging, strict_json, validate, vendor,
+    emf, error, http, ids, masking, model, paging, strict_json, validate, vendor,
 };
 
 pub mod audit;

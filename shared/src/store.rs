@@ -14,6 +14,7 @@
 
 use crate::idempotency::{MacKey, Remembered};
 use crate::model::Connector;
+use crate::telemetry::scope::{Step, Timed};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -327,6 +328,7 @@ impl DynamoStore {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .timed(Step::Store)
             .await;
         let err = match result {
             Ok(_) => return Ok(()),
@@ -414,6 +416,7 @@ impl DynamoStore {
             .set_key(Some(key))
             .consistent_read(true)
             .send()
+            .timed(Step::Store)
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         Ok(out.item)
@@ -441,6 +444,7 @@ impl DynamoStore {
                 .batch_get_item()
                 .request_items(&self.table, keys)
                 .send()
+                .timed(Step::Store)
                 .await
                 .map_err(|e| sdk_error("BatchGetItem", e))?;
             if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
@@ -535,6 +539,7 @@ impl ConnectorReader for DynamoStore {
                     .set_expression_attribute_names(Some(list_projection_names()))
                     .consistent_read(true)
                     .send()
+                    .timed(Step::Store)
                     .await
                     .map_err(|e| sdk_error("Query", e))?;
                 for item in out.items.unwrap_or_default() {
@@ -599,6 +604,7 @@ impl ConnectorWriter for DynamoStore {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(old.version.to_string()))
                 .send()
+                .timed(Step::Store)
                 .await;
             return match result {
                 Ok(_) => Ok(()),
@@ -668,7 +674,7 @@ impl DynamoStore {
         for (name, value) in values {
             req = req.expression_attribute_values(*name, AttributeValue::N(value.to_string()));
         }
-        match req.send().await {
+        match req.send().timed(Step::Store).await {
             Ok(out) => Ok(Ok(out
                 .attributes
                 .as_ref()
@@ -750,6 +756,7 @@ impl DueConnectors for DynamoStore {
                 .expression_attribute_values(":now", s(now))
                 .set_exclusive_start_key(start.take())
                 .send()
+                .timed(Step::Store)
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
             for item in out.items.unwrap_or_default() {
@@ -799,7 +806,7 @@ impl DynamoStore {
         for (name, value) in values {
             req = req.expression_attribute_values(name, value);
         }
-        match req.send().await {
+        match req.send().timed(Step::Store).await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()

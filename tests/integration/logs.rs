@@ -5,6 +5,7 @@ use crate::listeners::{listen, Peer};
 use crate::support::{stack, verifier, Call, Reply, Tenant, TABLE};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
+use shared::emf::{self, Datum};
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::{SweepSettings, Tester};
 use shared::handlers::{create, delete, list, update};
@@ -62,6 +63,11 @@ fn capture() -> Captured {
         let subscriber = shared::telemetry::subscriber(|| Routed, EnvFilter::new("trace"));
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other subscriber in the tests");
+        // Metric lines (EMF) go the same way, so every scan below covers them too.
+        shared::telemetry::metrics::set_sink(|line| {
+            let mut routed = Routed;
+            let _ = routed.write_all(format!("{line}\n").as_bytes());
+        });
     });
     let captured = Captured::default();
     SINK.with(|s| *s.borrow_mut() = Some(captured.clone()));
@@ -72,6 +78,16 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+    /// The metric lines (EMF), each checked against the specification: their metrics.
+    fn metrics(&self) -> Vec<Datum> {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().filter(|l| emf::is_emf(l)).collect();
+        lines
+            .iter()
+            .flat_map(|l| emf::check(l).unwrap_or_else(|e| panic!("not EMF: {e}: {l}")))
+            .collect()
+    }
+
     /// The JSON log lines (the functions' format).
     fn events(&self) -> Vec<Value> {
         self.text()
@@ -440,6 +456,29 @@ async fn no_secret_reaches_a_response_header_or_log_line_at_trace() {
     }
     // The KMS data key travels in GenerateDataKey's answer; at trace it must not be logged either.
     assert!(!logs.contains("\"Plaintext\""), "a data key in the logs");
+    // The metric lines were scanned with the rest: one per request at least, each valid EMF, and
+    // no tenant or connector id among their dimensions.
+    let metrics = captured.metrics();
+    let requests: f64 = metrics
+        .iter()
+        .filter(|d| d.name == "Requests")
+        .map(Datum::sum)
+        .sum();
+    // (+1: the GET that read the masked values back is not among the exchanges.)
+    assert_eq!(
+        requests as usize,
+        exchanges.len() + 1,
+        "one Requests count per request"
+    );
+    let ids = [t.id.as_str(), &pg_id, &rest_id, &sf_id, &s3_id];
+    for d in &metrics {
+        for value in d.dimensions.values() {
+            assert!(
+                !ids.contains(&value.as_str()),
+                "an id as a dimension: {d:?}"
+            );
+        }
+    }
 }
 
 /// Every RS256 JWT in `text` (the tests' own bearer tokens are HS256).
@@ -573,4 +612,140 @@ async fn every_mutating_request_leaves_one_audit_event() {
         assert!(!a.to_string().contains("audit-secret-value"));
     }
     assert!(!captured.text().contains("audit-secret-value"));
+}
+
+/// Requests of one test's tenant: the value of each metric by its dimension set.
+fn count(metrics: &[Datum], name: &str, dims: &[(&str, &str)]) -> f64 {
+    metrics
+        .iter()
+        .filter(|d| d.name == name && d.dimensions.len() == dims.len())
+        .filter(|d| {
+            dims.iter()
+                .all(|(k, v)| d.dimensions.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(Datum::sum)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_probes_and_every_error_names_its_log_lines() {
+    let captured = capture();
+    let l = local().await;
+    let t = Tenant::new("metrics");
+    let post = |body: Value| {
+        Call::new("POST", "/api/v1/connectors")
+            .bearer(&t.token)
+            .json(body)
+    };
+    // A port nothing listens on: the probe is refused at once.
+    let body = json!({"name": "measured", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
+                      "authMethod": "password", "authConfig": {"password": "metrics-secret-value"}});
+    let (created, _) = l.send(post(body.clone())).await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let mut errors = Vec::new();
+    for call in [
+        post(json!({"name": "bad", "type": "postgresql", "config": {"port": 70000}})),
+        post(body.clone()),
+        Call::new("GET", "/api/v1/connectors/conn_missing")
+            .path_id("conn_missing")
+            .bearer(&t.token),
+        Call::new("POST", "/api/v1/connectors/test").json(json!({"id": id})),
+    ] {
+        let (reply, headers) = l.send(call).await;
+        assert!(reply.status >= 400, "{}", reply.raw);
+        errors.push((reply, headers));
+    }
+    let (tested, _) = l
+        .send(
+            Call::new("POST", "/api/v1/connectors/test")
+                .bearer(&t.token)
+                .json(json!({"id": id})),
+        )
+        .await;
+    assert_eq!(tested.status, 200);
+    let code = tested.body["diagnostics"]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Every error body names its request; that id is the X-Request-Id header and is on the
+    // request's log lines: the handler's own events (span) and the request line.
+    for (reply, headers) in &errors {
+        let rid = reply.body["error"]["requestId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no requestId: {}", reply.raw));
+        assert!(rid.starts_with("req-"), "{rid}");
+        assert!(
+            headers.contains(&format!("x-request-id: {rid}\n")),
+            "{headers}"
+        );
+        let lines: Vec<String> = captured
+            .text()
+            .lines()
+            .filter(|line| line.contains(rid))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("\"message\":\"request\"")
+                    && line.contains(&format!("\"status\":{}", reply.status))),
+            "no request line for {rid}: {lines:#?}"
+        );
+    }
+    // The create 400 and 409 were audited with the id.
+    let audited: Vec<String> = captured
+        .events()
+        .into_iter()
+        .filter(|e| e["fields"]["audit"] == true && e["fields"]["tenant"] == t.id.as_str())
+        .map(|e| e["fields"]["requestId"].as_str().unwrap_or("-").to_string())
+        .collect();
+    for (reply, _) in &errors[..2] {
+        let rid = reply.body["error"]["requestId"].as_str().unwrap();
+        assert!(audited.iter().any(|a| a == rid), "{rid} not in {audited:?}");
+    }
+    // The request lines carry the time per step.
+    let line = captured
+        .text()
+        .lines()
+        .find(|line| line.contains("\"function\":\"test\"") && line.contains("\"status\":200"))
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .expect("the test request's line");
+    for step in ["identity", "store", "kms", "probe"] {
+        assert!(line["timings"][step].as_f64().is_some(), "{line}");
+    }
+    assert!(line["timings"]["store"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(line["timings"]["probe"].as_f64().unwrap() > 0.0, "{line}");
+    assert_eq!(line["tenant"], t.id.as_str());
+
+    let m = captured.metrics();
+    let requests = |function: &str, class: &str| {
+        count(
+            &m,
+            "Requests",
+            &[("function", function), ("statusClass", class)],
+        )
+    };
+    assert_eq!(requests("create", "2xx"), 1.0);
+    assert_eq!(requests("create", "4xx"), 2.0);
+    assert_eq!(requests("list", "4xx"), 1.0);
+    assert_eq!(requests("test", "4xx"), 1.0, "the unauthenticated test");
+    assert_eq!(requests("test", "2xx"), 1.0);
+    assert_eq!(count(&m, "ProbeResult", &[("code", &code)]), 1.0);
+    assert_eq!(
+        count(
+            &m,
+            "ProbeResult",
+            &[("type", "postgresql"), ("code", &code), ("depth", "none")]
+        ),
+        1.0
+    );
+    let latencies: usize = m
+        .iter()
+        .filter(|d| d.name == "ProbeLatency" && d.dimensions.contains_key("service"))
+        .map(|d| d.values.len())
+        .sum();
+    assert_eq!(latencies, 1);
+    assert!(!captured.text().contains("metrics-secret-value"));
 }

@@ -177,6 +177,14 @@ pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
 }
 
 /// A tenant id no other test uses.
+/// A fresh API Gateway request id per event (`requestContext.requestId`).
+fn request_id() -> String {
+    format!(
+        "req-{}",
+        shared::ids::new_connector_id().trim_start_matches("conn_")
+    )
+}
+
 pub fn unique_tenant(prefix: &str) -> String {
     format!("{prefix}-{}", ulid_suffix())
 }
@@ -293,7 +301,7 @@ impl Call {
         let mut ctx = json!({
             "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
             "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
-            "requestId": "req-1", "routeKey": "$default", "stage": "$default", "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+            "requestId": request_id(), "routeKey": "$default", "stage": "$default", "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0
         });
         if let Some(lambda) = &self.authorizer {
             ctx["authorizer"] = json!({ "lambda": lambda });

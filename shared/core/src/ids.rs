@@ -60,6 +60,12 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// An RFC 3339 timestamp (as `format_rfc3339` writes them), or None.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(SystemTime::from(dt))
+}
+
 /// Now in whole Unix seconds (TTL attributes).
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -72,6 +78,13 @@ pub fn unix_now() -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn timestamps_read_back_as_written() {
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_795_000_123_456);
+        assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn new_ids_are_valid_unique_and_ordered() {

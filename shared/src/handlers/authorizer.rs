@@ -3,11 +3,13 @@
 //! of the route. The handlers then trust `requestContext.authorizer.lambda`.
 
 use crate::identity::{bearer_token, resolve, Role, READ_ROLES, TENANT_HEADER, WRITE_ROLES};
+use crate::telemetry::metrics::{Line, Unit};
 use crate::token::TokenVerifier;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 /// The roles allowed on each route of the API (`METHOD /path` as API Gateway's `routeKey`).
 pub fn roles_for_route(route_key: &str) -> Option<&'static [Role]> {
@@ -30,7 +32,33 @@ fn deny(reason: &str) -> ApiGatewayV2CustomAuthorizerSimpleResponse<Value> {
     resp
 }
 
+/// Decides one request; its log lines carry API Gateway's request id, and its `Requests` metric
+/// counts an allowed request as `2xx` and a denied one as `4xx` (API Gateway answers it 403).
 pub async fn authorize(
+    verifier: &TokenVerifier,
+    event: ApiGatewayV2CustomAuthorizerV2Request,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse<Value> {
+    let api_id = event.request_context.request_id.clone().unwrap_or_default();
+    let span = tracing::error_span!("request", apiRequestId = %api_id);
+    let resp = decide(verifier, event).instrument(span).await;
+    let mut line = Line::new();
+    line.set("requestId", api_id)
+        .set("level", "INFO")
+        .set("message", "request")
+        .set("function", "authorizer")
+        .set(
+            "statusClass",
+            if resp.is_authorized { "2xx" } else { "4xx" },
+        )
+        .metrics(
+            &[&["function", "statusClass"]],
+            &[("Requests", Unit::Count, json!(1))],
+        );
+    line.emit();
+    resp
+}
+
+async fn decide(
     verifier: &TokenVerifier,
     event: ApiGatewayV2CustomAuthorizerV2Request,
 ) -> ApiGatewayV2CustomAuthorizerSimpleResponse<Value> {

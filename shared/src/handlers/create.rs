@@ -12,6 +12,7 @@ use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{new_connector_id, now_rfc3339, unix_now};
 use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorWriter, IdempotentAnswers, StoreError};
+use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use crate::validate::parse_create;
 use lambda_http::http::header::{HeaderValue, LOCATION};
@@ -23,16 +24,19 @@ pub async fn handle<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    let mut audit = AuditEvent::new("create");
-    let resp = respond(
-        within(
-            answer_by(&req),
-            run(store, sealer, verifier, &req, &mut audit),
-        )
-        .await,
-    );
-    audit.emit(resp.status().as_u16());
-    resp
+    observed("create", req, |req| async move {
+        let mut audit = AuditEvent::new("create");
+        let resp = respond(
+            within(
+                answer_by(&req),
+                run(store, sealer, verifier, &req, &mut audit),
+            )
+            .await,
+        );
+        audit.emit(resp.status().as_u16());
+        resp
+    })
+    .await
 }
 
 async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(

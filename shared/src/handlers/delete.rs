@@ -8,6 +8,7 @@ use crate::http::{empty, if_match, query_param};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::is_requested_id;
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
+use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
 
@@ -16,10 +17,13 @@ pub async fn handle<S: ConnectorReader + ConnectorWriter>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    let mut audit = AuditEvent::new("delete");
-    let resp = respond(within(answer_by(&req), run(store, verifier, &req, &mut audit)).await);
-    audit.emit(resp.status().as_u16());
-    resp
+    observed("delete", req, |req| async move {
+        let mut audit = AuditEvent::new("delete");
+        let resp = respond(within(answer_by(&req), run(store, verifier, &req, &mut audit)).await);
+        audit.emit(resp.status().as_u16());
+        resp
+    })
+    .await
 }
 
 async fn run<S: ConnectorReader + ConnectorWriter>(

@@ -9,6 +9,7 @@ use crate::ids::is_requested_id;
 use crate::model::ConnectorView;
 pub use crate::paging::{parse_cursor, parse_limit, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::ConnectorReader;
+use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -27,7 +28,10 @@ pub async fn handle<S: ConnectorReader>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    respond(within(answer_by(&req), run(store, verifier, &req)).await)
+    observed("list", req, |req| async move {
+        respond(within(answer_by(&req), run(store, verifier, &req)).await)
+    })
+    .await
 }
 
 async fn run<S: ConnectorReader>(

@@ -14,11 +14,13 @@ use crate::deadline::{answer_by, within};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
-use crate::ids::format_rfc3339;
+use crate::ids::{format_rfc3339, parse_rfc3339};
 use crate::model::{shard_key, Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
 use crate::shard_queue::ShardMessage;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
+use crate::telemetry::request::{observed_event, RequestIds};
+use crate::telemetry::scope::{self, SweepSample};
 use futures_util::stream::{self, StreamExt};
 use futures_util::TryFutureExt;
 use lambda_http::request::RequestContext;
@@ -91,6 +93,11 @@ where
         if !matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
             return self.handle(req).await;
         }
+        observed_event("test", RequestIds::of(&req), self.handle_direct(req)).await
+    }
+
+    /// A direct invocation: scheduled event, shard messages, or anything else (400).
+    async fn handle_direct(&self, req: Request) -> Response<Body> {
         let event: Value = match req.body() {
             Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
             _ => Value::Null,
@@ -284,6 +291,7 @@ where
         };
         // Deleted since the index was read (or unreadable): nothing to probe.
         let gone = due.len().saturating_sub(connectors.len());
+        let lag_seconds = lag(&connectors, SystemTime::now());
         let results: Vec<Swept> = stream::iter(connectors)
             .map(|connector| async move {
                 if by.saturating_duration_since(Instant::now()) <= budget {
@@ -314,6 +322,13 @@ where
                 }
             }
         }
+        let sample = SweepSample {
+            probed: summary.probed,
+            failed: summary.failed,
+            skipped: summary.skipped,
+            lag_seconds,
+        };
+        scope::note(|g| g.sweeps.push(sample));
         summary
     }
 
@@ -341,10 +356,38 @@ where
     }
 }
 
+/// How far the sweep is behind: seconds from the oldest `nextProbeAt` among the due connectors
+/// read to `now` (0 when none was due).
+fn lag(due: &[Connector], now: SystemTime) -> u64 {
+    due.iter()
+        .filter_map(|c| c.next_probe_at.as_deref().and_then(parse_rfc3339))
+        .min()
+        .and_then(|oldest| now.duration_since(oldest).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::shard_queue::ShardMessage;
+
+    #[test]
+    fn the_lag_is_the_oldest_due_connector_s_wait() {
+        let now = SystemTime::now();
+        let mut c: Connector = serde_json::from_value(json!({
+            "id": "c1", "tenantId": "t", "name": "n", "type": "postgresql", "config": {},
+            "authMethod": "none", "status": "active", "createdAt": "x", "updatedAt": "x",
+            "version": 1
+        }))
+        .unwrap();
+        assert_eq!(lag(&[], now), 0);
+        c.next_probe_at = Some(format_rfc3339(now - Duration::from_secs(90)));
+        let mut newer = c.clone();
+        newer.next_probe_at = Some(format_rfc3339(now - Duration::from_secs(10)));
+        assert_eq!(lag(&[newer.clone(), c], now), 90);
+        newer.next_probe_at = Some(format_rfc3339(now + Duration::from_secs(10)));
+        assert_eq!(lag(&[newer], now), 0);
+    }
 
     #[test]
     fn only_sqs_records_are_shard_deliveries() {

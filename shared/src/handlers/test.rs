@@ -19,6 +19,8 @@ use crate::shard_queue::ShardQueue;
 use crate::store::{
     ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases, StoreError,
 };
+use crate::telemetry::request::observed;
+use crate::telemetry::scope::{self, ProbeSample, Step};
 use crate::token::TokenVerifier;
 use crate::validate::{check_config, has_api_key, is_api_key_field, requested_id};
 use lambda_http::http::header::{HeaderName, HeaderValue};
@@ -137,13 +139,16 @@ where
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        let mut audit = AuditEvent::new("test");
-        let by = answer_by(&req);
-        let resp = within(by, async { Ok(self.admit_and_run(&req, &mut audit).await) })
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        audit.emit(resp.status().as_u16());
-        resp
+        observed("test", req, |req| async move {
+            let mut audit = AuditEvent::new("test");
+            let by = answer_by(&req);
+            let resp = within(by, async { Ok(self.admit_and_run(&req, &mut audit).await) })
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            audit.emit(resp.status().as_u16());
+            resp
+        })
+        .await
     }
 
     async fn admit_and_run(&self, req: &Request, audit: &mut AuditEvent) -> Response<Body> {
@@ -175,6 +180,8 @@ where
                 ),
             );
             e.retry_after = Some(decision.retry_after().min(u64::from(u32::MAX)) as u32);
+            scope::note(|g| g.rate_limited += 1);
+            tracing::warn!(tenant = %who.tenant_id, "test rate limited");
             e.into_response()
         };
         self.rate_headers(&mut resp, &decision);
@@ -279,14 +286,16 @@ where
         };
         let problems = check_config(current.kind, &current.config, api_key);
         let diagnostics = if problems.is_empty() {
-            self.prober
-                .probe(
+            scope::timed(
+                Step::Probe,
+                self.prober.probe(
                     current.kind,
                     &current.config,
                     &current.auth_method,
                     secret.as_ref().map(|s| &s.0),
-                )
-                .await
+                ),
+            )
+            .await
         } else {
             let list: Vec<String> = problems
                 .iter()
@@ -297,6 +306,13 @@ where
                 format!("invalid config: {}", list.join("; ")),
             )))
         };
+        let sample = ProbeSample {
+            kind: current.kind.as_str(),
+            code: diagnostics.code.as_str(),
+            depth: diagnostics.depth.map_or("none", |d| d.as_str()),
+            latency_ms: diagnostics.latency_ms,
+        };
+        scope::note(|g| g.probes.push(sample));
         let (connector, recorded) = self.record(current, &diagnostics).await?;
         Ok(Tested {
             connector,
@@ -339,7 +355,23 @@ where
             next.version = current.version + 1;
             next.schedule(Some(format_rfc3339(now + self.sweep.interval)));
             match self.store.replace(&current, &next).await {
-                Ok(()) => return Ok((next, true)),
+                Ok(()) => {
+                    // Newly opened only: a failed half-open trial re-opens a circuit already counted.
+                    let was_closed = current
+                        .breaker
+                        .is_none_or(|b| b.state == CircuitState::Closed);
+                    if was_closed && next.breaker.is_some_and(|b| b.state == CircuitState::Open) {
+                        scope::note(|g| g.circuits_opened += 1);
+                        tracing::warn!(
+                            tenant = %next.tenant_id,
+                            connector = %next.id,
+                            r#type = next.kind.as_str(),
+                            code = d.code.as_str(),
+                            "circuit opened"
+                        );
+                    }
+                    return Ok((next, true));
+                }
                 Err(StoreError::Conflict) => {
                     let Some(fresh) = self.store.get(&current.tenant_id, &current.id).await? else {
                         return Ok((probed, false));

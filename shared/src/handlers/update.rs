@@ -11,6 +11,7 @@ use crate::ids::now_rfc3339;
 use crate::masking::{may_hold_masks, restore_masked};
 use crate::model::{field_names, Connector, PlainSecret, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
+use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use crate::validate::{
     check_auth_config, check_config, has_api_key, is_api_key_field, parse_update, Change,
@@ -29,16 +30,19 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    let mut audit = AuditEvent::new("update");
-    let resp = respond(
-        within(
-            answer_by(&req),
-            run(store, sealer, verifier, &req, &mut audit),
-        )
-        .await,
-    );
-    audit.emit(resp.status().as_u16());
-    resp
+    observed("update", req, |req| async move {
+        let mut audit = AuditEvent::new("update");
+        let resp = respond(
+            within(
+                answer_by(&req),
+                run(store, sealer, verifier, &req, &mut audit),
+            )
+            .await,
+        );
+        audit.emit(resp.status().as_u16());
+        resp
+    })
+    .await
 }
 
 async fn run<S, E>(

@@ -38,6 +38,17 @@ pub enum Depth {
     Authorized,
 }
 
+impl Depth {
+    /// The depth as the API writes it (`authenticated`), for metric dimensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reachable => "reachable",
+            Self::Authenticated => "authenticated",
+            Self::Authorized => "authorized",
+        }
+    }
+}
+
 /// Why a handshake failed, as `diagnostics.tls.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +89,26 @@ pub struct ServerInfo {
 }
 
 impl ProbeCode {
+    /// The code as the API writes it (`auth_failed`), for metric dimensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::InvalidConfig => "invalid_config",
+            Self::DestinationBlocked => "destination_blocked",
+            Self::DnsFailed => "dns_failed",
+            Self::ConnectionRefused => "connection_refused",
+            Self::Timeout => "timeout",
+            Self::TlsFailed => "tls_failed",
+            Self::ProtocolMismatch => "protocol_mismatch",
+            Self::HttpError => "http_error",
+            Self::AuthFailed => "auth_failed",
+            Self::PermissionDenied => "permission_denied",
+            Self::AuthUnsupported => "auth_unsupported",
+            Self::HostKeyMismatch => "host_key_mismatch",
+            Self::NotFound => "not_found",
+        }
+    }
+
     /// True when something was sent to the destination (and so the breaker should count it).
     pub fn reached_network(self) -> bool {
         !matches!(self, Self::InvalidConfig | Self::DestinationBlocked)
@@ -255,6 +286,37 @@ impl Recorder {
             warnings: self.warnings,
             server: self.server,
             tls: self.tls,
+        }
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    #[test]
+    fn metric_names_are_the_api_names() {
+        use ProbeCode::*;
+        for code in [
+            Ok,
+            InvalidConfig,
+            DestinationBlocked,
+            DnsFailed,
+            ConnectionRefused,
+            Timeout,
+            TlsFailed,
+            ProtocolMismatch,
+            HttpError,
+            AuthFailed,
+            PermissionDenied,
+            AuthUnsupported,
+            HostKeyMismatch,
+            NotFound,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        for depth in [Depth::Reachable, Depth::Authenticated, Depth::Authorized] {
+            assert_eq!(serde_json::to_value(depth).unwrap(), depth.as_str());
         }
     }
 }

@@ -1,4 +1,10 @@
-//! JSON logs through `tracing`, filtered by `RUST_LOG` (default `info`).
+//! Telemetry: JSON logs through `tracing` (filtered by `RUST_LOG`, default `info`), metrics as
+//! CloudWatch Embedded Metric Format lines (`metrics`), and what one invocation gathers for them
+//! (`scope`, `request`).
+
+pub mod metrics;
+pub mod request;
+pub mod scope;
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
