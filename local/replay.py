@@ -152,6 +152,11 @@ def replay(port: int, env: dict, queue, queue_url: str) -> int:
 
     listed = json.loads(invoke(port, "list", load("list.json"), env)["body"])
     expect("list.json total after create", listed["total"], 1)
+    missing = invoke(port, "list", load("detail.json"), env)
+    request_id = load("detail.json")["requestContext"]["requestId"]
+    expect("detail.json 404 names API Gateway's request id (body and X-Request-Id)",
+           (json.loads(missing["body"])["error"].get("requestId"), {k.lower(): v for k, v in missing["headers"].items()}.get("x-request-id")),
+           (request_id, request_id))
     expect("sweep-shard.json → test (no failed record)", invoke(port, "test", load("sweep-shard.json"), env), {"batchItemFailures": []})
     bad = load("sweep-shard.json")
     bad["Records"][0]["body"] = '{"shard": 99}'

@@ -5,11 +5,15 @@
   panicked, and every function was dead until a restart);
 - a file a tool writes into the checkout does not rebuild or restart the functions;
 - two stacks on other ports run side by side, and stopping one (Ctrl-C) leaves the other serving
-  with its own emulator.
+  with its own emulator;
+- after a few requests, the function logs hold metric lines (EMF) that the checker accepts
+  (`cargo run --example emf-check`, the same rules as the unit tests) with the right counts, and
+  every error body's `requestId` is on that request's log lines.
 
 This test waits real time on purpose (IDLE_SECONDS); it is the only one that does.
 """
 
+import json
 import os
 import signal
 import socket
@@ -107,6 +111,16 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
+    def call(self, method: str, path: str = "", body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=40) as resp:
+                return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), json.loads(e.read() or b"null")
+
     def emulator_pid(self) -> int:
         return int((ROOT / ".local" / f"stack-{self.port}" / "emulator.pid").read_text())
 
@@ -181,7 +195,56 @@ def test_make_local_survives_idling_tool_writes_and_a_second_stack():
         assert alive(second_emulator)
         status, body = second.get(timeout=10)
         assert status == 200, body
+        metrics_and_request_ids(second)
     finally:
         for stack in (first, second):
             if stack.proc:
                 stack.stop()
+
+
+def metrics_and_request_ids(stack: Stack) -> None:
+    """A few requests, then the log: valid EMF lines with the right counts, and each error's
+    requestId on its request's lines."""
+    pg = {"name": "measured", "type": "postgresql", "config": {"host": "127.0.0.1", "port": 5432, "database": "d"},
+          "authMethod": "password", "authConfig": {"username": "u", "password": "make-local-metrics-secret"}}
+    status, _, created = stack.call("POST", "", pg)
+    assert status == 201, created
+    errors = []
+    for method, path, body, expected in [
+        ("POST", "", {"name": "bad", "type": "postgresql", "config": {"port": 70000}}, 400),
+        ("POST", "", pg, 409),
+        ("GET", "/conn_01M8F3KVH9RKH7Q21NRM7GJ33Z", None, 404),
+    ]:
+        status, headers, answer = stack.call(method, path, body)
+        assert status == expected, answer
+        errors.append((headers, answer))
+    # Loopback is blocked (PROBE_ALLOW_CIDRS is empty): the probe answers destination_blocked.
+    status, _, tested = stack.call("POST", "/test", {"id": created["id"]})
+    assert status == 200, tested
+    code = tested["diagnostics"]["code"]
+    time.sleep(1)  # the functions' last lines reach the log
+
+    log = stack.log_path.read_text()
+    for headers, answer in errors:
+        rid = answer["error"]["requestId"]
+        assert {k.lower(): v for k, v in headers.items()}["x-request-id"] == rid
+        lines = [line for line in log.splitlines() if rid in line]
+        assert any('"message":"request"' in line for line in lines), (rid, lines)
+
+    checked = subprocess.run(["cargo", "run", "-q", "-p", "integration-tests", "--example", "emf-check", "--", str(stack.log_path)],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    report = json.loads(checked.stdout)
+    assert report["emfLines"] >= 5 and report["invalid"] == []
+
+    def total(name: str, **dims) -> float:
+        return sum(m["sum"] for m in report["metrics"] if m["name"] == name and m["dimensions"] == dims)
+
+    assert total("Requests", function="create", statusClass="2xx") == 1
+    assert total("Requests", function="create", statusClass="4xx") == 2
+    assert total("Requests", function="list", statusClass="4xx") == 1
+    assert total("Requests", function="test", statusClass="2xx") == 1
+    assert total("ProbeResult", code=code) == 1
+    assert total("ProbeResult", type="postgresql", code=code, depth="none") == 1
+    assert {m["namespace"] for m in report["metrics"]} == {"ConnectorsApi"}
+    assert "make-local-metrics-secret" not in log

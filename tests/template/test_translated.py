@@ -139,8 +139,11 @@ def test_each_function_has_exactly_the_privileges_the_readme_lists(resources):
     assert sorted(table) == sorted([f.lower() for f in FUNCTIONS] + ["sweep schedule"])
     for f in FUNCTIONS:
         role = resources[f"{f}FunctionRole"]
+        # X-Ray writes come with SAM's Tracing property as soon as it is a parameter (README
+        # "Operating it"); nothing else is managed.
         assert role["Properties"]["ManagedPolicyArns"] == [
-            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         ]
         principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
         assert principal == {"Service": ["lambda.amazonaws.com"]}
@@ -202,3 +205,125 @@ def test_function_timeouts_are_mirrored_for_the_deadline(resources):
     for f in FUNCTIONS[1:]:
         props = resources[f"{f}Function"]["Properties"]
         assert props["Environment"]["Variables"]["FUNCTION_TIMEOUT_SECONDS"] == str(props["Timeout"]), f
+
+
+# ---------------------------------------------------------------- operations (issue: Operability)
+
+TELEMETRY = (ROOT / "shared/src/telemetry/request.rs").read_text()
+# What the functions emit (shared/src/telemetry/request.rs): metric → its dimension sets.
+EMITTED = {
+    "Requests": [["function", "statusClass"]],
+    "ProbeResult": [["type", "code", "depth"], ["code"], ["service"]],
+    "ProbeLatency": [["type", "code", "depth"], ["code"], ["service"]],
+    "RateLimited": [["function"]],
+    "CircuitOpened": [["service"]],
+    "SweepProbed": [["service"]],
+    "SweepFailed": [["service"]],
+    "SweepSkipped": [["service"]],
+    "SweepLagSeconds": [["service"]],
+}
+
+
+def test_the_emitted_metrics_are_the_ones_operations_read():
+    for name, sets in EMITTED.items():
+        assert f'"{name}"' in TELEMETRY, name
+        for dims in sets:
+            listed = "&[" + ", ".join(f'"{d}"' for d in dims) + "]"
+            assert listed in TELEMETRY, (name, listed)
+    assert 'SERVICE: &str = "connectors-api"' in (ROOT / "shared/src/telemetry/metrics.rs").read_text()
+
+
+def test_every_function_traces_as_the_parameter_says_and_names_the_namespace(resources):
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    tracing = template["Parameters"]["Tracing"]
+    assert tracing["Default"] == "PassThrough"
+    assert sorted(tracing["AllowedValues"]) == ["Active", "PassThrough"]
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == "ConnectorsApi"
+    for f in FUNCTIONS:
+        props = resources[f"{f}Function"]["Properties"]
+        assert props["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}, f
+        assert props["Environment"]["Variables"]["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}, f
+
+
+def test_browsers_may_read_the_request_id(resources):
+    cors = api_body(resources)["x-amazon-apigateway-cors"]
+    assert "x-request-id" in cors["exposeHeaders"]
+    assert "etag" in cors["exposeHeaders"]
+
+
+def metric_of(stat):
+    m = stat["MetricStat"]["Metric"]
+    return m["MetricName"], {d["Name"]: d["Value"] for d in m.get("Dimensions", [])}, m["Namespace"]
+
+
+def emitted(name, dims):
+    """True when the functions emit `name` under exactly this dimension set."""
+    return sorted(dims) in [sorted(s) for s in EMITTED.get(name, [])]
+
+
+def test_the_sweep_lag_alarm_fires_when_behind_or_silent(resources):
+    alarm = resources["SweepLagAlarm"]["Properties"]
+    assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert alarm["MetricName"] == "SweepLagSeconds"
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dims == {"service": "connectors-api"} and emitted("SweepLagSeconds", dims)
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == {"Ref": "SweepLagAlarmSeconds"}
+    assert alarm["TreatMissingData"] == "breaching", "a sweep that stopped reporting is behind"
+    # Every scheduled run reports (each shard run does), so a period holds at least one run.
+    schedule = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]["SweepSchedule"]["Default"]
+    minutes = int(re.fullmatch(r"rate\((\d+) minutes\)", schedule).group(1))
+    assert alarm["Period"] >= 2 * minutes * 60
+    assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_a_jump_of_auth_and_tls_failures_across_tenants_alarms(resources):
+    alarm = resources["ProbeAuthTlsFailuresAlarm"]["Properties"]
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    (returned,) = [m for m in alarm["Metrics"] if m["ReturnData"]]
+    assert "auth" in returned["Expression"] and "tls" in returned["Expression"] and "probes" in returned["Expression"]
+    for mid, (dims) in {"auth": {"code": "auth_failed"}, "tls": {"code": "tls_failed"}, "probes": {"service": "connectors-api"}}.items():
+        name, got, namespace = metric_of(by_id[mid])
+        assert (name, got, namespace) == ("ProbeResult", dims, {"Ref": "MetricsNamespace"}), mid
+        assert emitted(name, got), mid
+        assert by_id[mid]["MetricStat"]["Stat"] == "Sum"
+    assert alarm["Threshold"] == {"Ref": "ProbeFailureAlarmPercent"}
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 2
+    assert alarm["TreatMissingData"] == "notBreaching"
+    for name in ["ApiServerErrorsAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "ProbeAuthTlsFailuresAlarm"]:
+        assert "AlarmActions" in resources[name]["Properties"], name
+
+
+def test_the_dashboard_shows_requests_probes_circuits_limits_and_the_sweep(resources):
+    body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    names = set(re.findall(r"\$\{([^}!]+)\}", body))
+    params = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+    for ref in names:
+        base = ref.split(".")[0]
+        assert base in params or base in resources or base.startswith("AWS::"), ref
+    values = {"MetricsNamespace": "ConnectorsApi", "AWS::Region": "us-east-1", "SweepLagAlarmSeconds": "1800"}
+    text = re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m.group(1), "arn:" + m.group(1)), body)
+    widgets = json.loads(text)["widgets"]
+    shown = {}
+    for w in widgets:
+        if w["type"] != "metric":
+            continue
+        for row in w["properties"]["metrics"]:
+            if isinstance(row[0], dict):  # a SEARCH expression
+                expr = row[0]["expression"]
+                (keys,) = re.findall(r"\{ConnectorsApi,([^}]*)\}", expr)
+                (name,) = re.findall(r'MetricName="(\w+)"', expr)
+                shown.setdefault(name, []).append(keys.split(","))
+            else:
+                namespace, name, *rest = row
+                assert namespace == "ConnectorsApi"
+                dims = [d for d in rest[0::2] if isinstance(d, str)]
+                shown.setdefault(name, []).append(dims[:1] if dims else [])
+    for name in EMITTED:
+        assert name in shown, f"{name} is on no widget"
+        for dims in shown[name]:
+            assert emitted(name, dims), (name, dims)
+    (alarms,) = [w for w in widgets if w["type"] == "alarm"]
+    assert "arn:SweepLagAlarm.Arn" in alarms["properties"]["alarms"]
+    assert "arn:ProbeAuthTlsFailuresAlarm.Arn" in alarms["properties"]["alarms"]
