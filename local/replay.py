@@ -7,6 +7,9 @@ architecture template.yaml deploys), run under user-mode emulation (Debian's qem
 with the aarch64 glibc of libc6-arm64-cross as the sysroot) on an x86_64 machine. REPLAY_BINARIES
 names another folder (target/lambda: the x86_64 build, run natively).
 
+Each function's stdout goes to .local/replay/<function>.log; at the end its metric lines are
+checked against the EMF specification (`cargo run --example emf-check`) and counted.
+
 Usage: replay.py EMULATOR_URL   (run under local/with-emulator.sh; exits non-zero on any mismatch)
 """
 
@@ -68,6 +71,8 @@ def main() -> int:
     # the replay hands its messages back to the function, as Lambda's event source mapping would.
     queue_url = sqs(emulator).create_queue(QueueName="connectors-replay-sweep-shards")["QueueUrl"]
     port = free_port()
+    logs = os.path.join(ROOT, ".local", "replay")
+    os.makedirs(logs, exist_ok=True)
     children = [subprocess.Popen(["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)], cwd=ROOT, env=env)]
     try:
         time.sleep(3)
@@ -82,9 +87,12 @@ def main() -> int:
             run = command(binary)
             if name == FUNCTIONS[0]:
                 print(f"replay: {elf_machine(binary)} binaries from {BINARIES}{' under ' + QEMU if run[0] == QEMU else ''}", flush=True)
-            children.append(subprocess.Popen(run, cwd=ROOT, env=fn_env))
+            log = open(os.path.join(logs, f"{name}.log"), "w")
+            children.append(subprocess.Popen(run, cwd=ROOT, env=fn_env, stdout=log))
         time.sleep(1)
-        return replay(port, env, sqs(emulator), queue_url)
+        failed = replay(port, env, sqs(emulator), queue_url)
+        time.sleep(1)  # the last lines reach the logs
+        return failed | check_metrics(logs)
     finally:
         for child in children:
             child.terminate()
@@ -113,6 +121,34 @@ def shard_event(message: dict) -> dict:
     event = load("sweep-shard.json")
     event["Records"][0].update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], body=message["Body"])
     return event
+
+
+def check_metrics(logs: str) -> int:
+    """Every function's metric lines pass the EMF check, with the counts the replay implies."""
+    metrics, failures = [], []
+    for name in FUNCTIONS:
+        out = subprocess.run(["cargo", "run", "-q", "-p", "integration-tests", "--example", "emf-check", "--", os.path.join(logs, f"{name}.log")],
+                             cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            failures.append(f"{name}: {out.stdout[-2000:]}{out.stderr[-2000:]}")
+            continue
+        metrics += json.loads(out.stdout)["metrics"]
+
+    def total(metric: str, **dims) -> float:
+        return sum(m["sum"] for m in metrics if m["name"] == metric and m["dimensions"] == dims)
+
+    for label, got, wanted in [
+        ("authorizer: one allowed, one denied", (total("Requests", function="authorizer", statusClass="2xx"), total("Requests", function="authorizer", statusClass="4xx")), (1, 1)),
+        ("create: one 201, one 409", (total("Requests", function="create", statusClass="2xx"), total("Requests", function="create", statusClass="4xx")), (1, 1)),
+        ("the shard runs report what they probed", total("SweepProbed", service="connectors-api") >= 1, True),
+        ("every probe counted (dry run + sweep)", total("ProbeResult", service="connectors-api") >= 2, True),
+    ]:
+        print(f"{'ok' if got == wanted else 'MISMATCH':8} metrics: {label}: got {got!r}, expected {wanted!r}", flush=True)
+        if got != wanted:
+            failures.append(label)
+    for f in failures:
+        print(f"MISMATCH metrics: {f}", flush=True)
+    return 1 if failures else 0
 
 
 def load(name: str) -> dict:

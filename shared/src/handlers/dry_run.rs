@@ -68,8 +68,7 @@ where
             Some(_) => self.merged(tenant, body, audit).await?,
         };
         let diagnostics = self
-            .prober
-            .probe(
+            .probe_counted(
                 proposal.kind,
                 &proposal.config,
                 &proposal.auth_method,

@@ -11,7 +11,7 @@ use crate::ids::format_rfc3339;
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::{RateDecision, RatePolicy};
 use crate::masking::mask;
-use crate::model::{Connector, ConnectorView, PlainSecret, Status};
+use crate::model::{Connector, ConnectorType, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::target::probe_uses_secret;
 use crate::probe::Prober;
@@ -26,7 +26,7 @@ use crate::validate::{check_config, has_api_key, is_api_key_field, requested_id}
 use lambda_http::http::header::{HeaderName, HeaderValue};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
@@ -116,6 +116,17 @@ pub(super) fn now_ms(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+/// One probe's outcome for the invocation's metrics (ProbeResult, ProbeLatency).
+fn count_probe(kind: ConnectorType, d: &Diagnostics) {
+    let sample = ProbeSample {
+        kind: kind.as_str(),
+        code: d.code.as_str(),
+        depth: d.depth.map_or("none", |depth| depth.as_str()),
+        latency_ms: d.latency_ms,
+    };
+    scope::note(|g| g.probes.push(sample));
 }
 
 fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
@@ -286,14 +297,11 @@ where
         };
         let problems = check_config(current.kind, &current.config, api_key);
         let diagnostics = if problems.is_empty() {
-            scope::timed(
-                Step::Probe,
-                self.prober.probe(
-                    current.kind,
-                    &current.config,
-                    &current.auth_method,
-                    secret.as_ref().map(|s| &s.0),
-                ),
+            self.probe_counted(
+                current.kind,
+                &current.config,
+                &current.auth_method,
+                secret.as_ref().map(|s| &s.0),
             )
             .await
         } else {
@@ -306,13 +314,9 @@ where
                 format!("invalid config: {}", list.join("; ")),
             )))
         };
-        let sample = ProbeSample {
-            kind: current.kind.as_str(),
-            code: diagnostics.code.as_str(),
-            depth: diagnostics.depth.map_or("none", |d| d.as_str()),
-            latency_ms: diagnostics.latency_ms,
-        };
-        scope::note(|g| g.probes.push(sample));
+        if !problems.is_empty() {
+            count_probe(current.kind, &diagnostics);
+        }
         let (connector, recorded) = self.record(current, &diagnostics).await?;
         Ok(Tested {
             connector,
@@ -320,6 +324,23 @@ where
             secret,
             recorded,
         })
+    }
+
+    /// Runs one probe, timed as the request's `probe` step and counted for its metrics.
+    pub(super) async fn probe_counted(
+        &self,
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> Diagnostics {
+        let d = scope::timed(
+            Step::Probe,
+            self.prober.probe(kind, config, auth_method, secret),
+        )
+        .await;
+        count_probe(kind, &d);
+        d
     }
 
     /// Writes status, times and breaker, conditioned on the version read. When another write landed
