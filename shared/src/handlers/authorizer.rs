@@ -3,7 +3,7 @@
 //! of the route. The handlers then trust `requestContext.authorizer.lambda`.
 
 use crate::identity::{bearer_token, resolve, Role, READ_ROLES, TENANT_HEADER, WRITE_ROLES};
-use crate::telemetry::metrics::{Line, Unit};
+use crate::telemetry::metrics::{Line, Measure, Unit};
 use crate::token::TokenVerifier;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -52,7 +52,7 @@ pub async fn authorize(
         )
         .metrics(
             &[&["function", "statusClass"]],
-            &[("Requests", Unit::Count, json!(1))],
+            &[("Requests", Unit::Count, Measure::One(1.0))],
         );
     line.emit();
     resp

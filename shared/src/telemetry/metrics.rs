@@ -4,7 +4,7 @@
 //! status class, connector type, probe code and depth, service); tenant and connector ids are plain
 //! members of the line, searchable in the logs but never a dimension.
 
-use serde_json::{Map, Value};
+use serde::Serialize;
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +18,12 @@ pub const SERVICE: &str = "connectors-api";
 pub fn namespace() -> &'static str {
     static NAMESPACE: OnceLock<String> = OnceLock::new();
     NAMESPACE.get_or_init(|| namespace_from(std::env::var("METRICS_NAMESPACE").ok()))
+}
+
+/// The namespace as a JSON string, escaped once.
+fn namespace_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| serde_json::Value::from(namespace()).to_string())
 }
 
 /// A namespace CloudWatch takes (1–255 characters, not `AWS/…`), else the default.
@@ -51,12 +57,24 @@ impl Unit {
     }
 }
 
-/// One EMF document under construction: root members, then directives naming some of them as
-/// dimensions and metrics.
+/// A metric's value: one number, or several (e.g. the latencies of a group of probes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure<'a> {
+    One(f64),
+    Many(&'a [u64]),
+}
+
+/// One EMF document under construction, written straight into its text: root members, then
+/// directives naming some of them as dimensions and metrics. Built once per request on the warm
+/// path, so no map and no intermediate JSON values. Keys are the code's own literals (no
+/// escaping needed); a key set twice keeps its first value.
 #[derive(Debug, Default)]
 pub struct Line {
-    root: Map<String, Value>,
-    directives: Vec<Value>,
+    /// `"key":value,` members.
+    root: Vec<u8>,
+    keys: Vec<&'static str>,
+    /// Directive objects, comma-separated.
+    directives: String,
 }
 
 impl Line {
@@ -64,9 +82,25 @@ impl Line {
         Self::default()
     }
 
+    fn key(&mut self, key: &'static str) -> bool {
+        if self.keys.contains(&key) {
+            return false;
+        }
+        self.keys.push(key);
+        self.root.push(b'"');
+        self.root.extend_from_slice(key.as_bytes());
+        self.root.extend_from_slice(b"\":");
+        true
+    }
+
     /// A plain member (a dimension's value, or context such as the tenant id for the logs).
-    pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        self.root.insert(key.to_string(), value.into());
+    pub fn set(&mut self, key: &'static str, value: impl Serialize) -> &mut Self {
+        if self.key(key) {
+            if serde_json::to_writer(&mut self.root, &value).is_err() {
+                self.root.extend_from_slice(b"null");
+            }
+            self.root.push(b',');
+        }
         self
     }
 
@@ -74,20 +108,44 @@ impl Line {
     pub fn metrics(
         &mut self,
         dimension_sets: &[&[&str]],
-        metrics: &[(&str, Unit, Value)],
+        metrics: &[(&'static str, Unit, Measure)],
     ) -> &mut Self {
-        let definitions: Vec<Value> = metrics
-            .iter()
-            .map(|(name, unit, value)| {
-                self.root.insert((*name).to_string(), value.clone());
-                serde_json::json!({"Name": name, "Unit": unit.as_str()})
-            })
-            .collect();
-        self.directives.push(serde_json::json!({
-            "Namespace": namespace(),
-            "Dimensions": dimension_sets,
-            "Metrics": definitions,
-        }));
+        if !self.directives.is_empty() {
+            self.directives.push(',');
+        }
+        let d = &mut self.directives;
+        d.push_str("{\"Namespace\":");
+        d.push_str(namespace_json());
+        d.push_str(",\"Dimensions\":[");
+        for (i, set) in dimension_sets.iter().enumerate() {
+            d.push_str(if i == 0 { "[" } else { ",[" });
+            for (j, key) in set.iter().enumerate() {
+                d.push_str(if j == 0 { "\"" } else { ",\"" });
+                d.push_str(key);
+                d.push('"');
+            }
+            d.push(']');
+        }
+        d.push_str("],\"Metrics\":[");
+        for (i, (name, unit, _)) in metrics.iter().enumerate() {
+            d.push_str(if i == 0 {
+                "{\"Name\":\""
+            } else {
+                ",{\"Name\":\""
+            });
+            d.push_str(name);
+            d.push_str("\",\"Unit\":\"");
+            d.push_str(unit.as_str());
+            d.push_str("\"}");
+        }
+        d.push_str("]}");
+        for (name, _, value) in metrics {
+            let written = match value {
+                Measure::One(v) => self.set(name, v),
+                Measure::Many(vs) => self.set(name, vs),
+            };
+            let _ = written;
+        }
         self
     }
 
@@ -97,17 +155,27 @@ impl Line {
 
     /// The line's text (a single JSON object, no newline); without a metric it is a plain log line.
     pub fn render(mut self, at: SystemTime) -> String {
+        let mut text = Vec::with_capacity(self.root.len() + self.directives.len() + 64);
+        text.push(b'{');
         if self.has_metrics() {
             let timestamp = at
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis() as u64;
-            self.root.insert(
-                "_aws".to_string(),
-                serde_json::json!({"Timestamp": timestamp, "CloudWatchMetrics": self.directives}),
-            );
+            text.append(&mut self.root);
+            text.extend_from_slice(b"\"_aws\":{\"Timestamp\":");
+            text.extend_from_slice(timestamp.to_string().as_bytes());
+            text.extend_from_slice(b",\"CloudWatchMetrics\":[");
+            text.extend_from_slice(self.directives.as_bytes());
+            text.extend_from_slice(b"]}");
+        } else {
+            self.root.pop(); // the last member's comma
+            text.append(&mut self.root);
         }
-        Value::Object(self.root).to_string()
+        text.push(b'}');
+        // Only JSON written by serde_json and our ASCII literals: valid UTF-8.
+        String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// Writes the line to the metrics sink: stdout, as Lambda ships it.
@@ -141,7 +209,7 @@ fn write_line(line: &str) {
 mod tests {
     use super::*;
     use crate::emf;
-    use serde_json::json;
+    use serde_json::Value;
 
     #[test]
     fn a_line_passes_the_emf_check_with_its_values() {
@@ -151,13 +219,23 @@ mod tests {
             .set("tenant", "acme")
             .metrics(
                 &[&["function", "statusClass"]],
-                &[("Requests", Unit::Count, json!(1))],
+                &[("Requests", Unit::Count, Measure::One(1.0))],
             );
-        line.set("service", SERVICE).metrics(
-            &[&["service"]],
-            &[("ProbeLatency", Unit::Milliseconds, json!([12, 30]))],
-        );
+        line.set("service", SERVICE)
+            .set("service", "again")
+            .metrics(
+                &[&["service"]],
+                &[("ProbeLatency", Unit::Milliseconds, Measure::Many(&[12, 30]))],
+            );
+        line.set("note", "quote \" and \\ and é");
         let text = line.render(SystemTime::now());
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["service"], SERVICE,
+            "a key set twice keeps its first value"
+        );
+        assert_eq!(v["note"], "quote \" and \\ and é");
+        assert_eq!(text.matches("\"service\":").count(), 1);
         let data = emf::check(&text).unwrap();
         assert_eq!(data.len(), 2);
         assert_eq!(data[0].dimensions["statusClass"], "4xx");
@@ -165,6 +243,15 @@ mod tests {
         assert_eq!(data[1].namespace, DEFAULT_NAMESPACE);
         // The tenant is on the line, not a dimension.
         assert!(data.iter().all(|d| !d.dimensions.contains_key("tenant")));
+    }
+
+    #[test]
+    fn a_line_without_metrics_is_a_plain_log_line() {
+        let mut line = Line::new();
+        line.set("message", "request").set("status", 200);
+        let v: Value = serde_json::from_str(&line.render(SystemTime::now())).unwrap();
+        assert_eq!(v, serde_json::json!({"message": "request", "status": 200}));
+        assert_eq!(Line::new().render(SystemTime::now()), "{}");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! (`X-Request-Id`, and `error.requestId` in an error body) and in the audit event; then one line
 //! per request with its status, time per step (`timings`) and metrics (EMF).
 
-use super::metrics::{Line, Unit, SERVICE};
+use super::metrics::{Line, Measure, Unit, SERVICE};
 use super::scope::{self, Gathered, ProbeSample, Step, SweepSample};
 use lambda_http::http::header::{HeaderName, HeaderValue};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
@@ -67,7 +68,7 @@ where
         .set("statusClass", status_class(status))
         .metrics(
             &[&["function", "statusClass"]],
-            &[("Requests", Unit::Count, json!(1))],
+            &[("Requests", Unit::Count, Measure::One(1.0))],
         );
     match gathered.probes.as_slice() {
         [one] => probe_metrics(&mut line, one, &[one.latency_ms]),
@@ -131,6 +132,15 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_micros() as f64 / 10.0).round() / 100.0
 }
 
+/// `timings` on a request's line: ms per step.
+#[derive(Serialize)]
+struct Timings {
+    identity: f64,
+    store: f64,
+    kms: f64,
+    probe: f64,
+}
+
 /// A line that names its invocation, so a search for either id finds it.
 fn with_ids(ids: &RequestIds) -> Line {
     let mut line = Line::new();
@@ -141,29 +151,40 @@ fn with_ids(ids: &RequestIds) -> Line {
 
 /// The line every invocation ends with: ids, caller, time per step, and what it counted.
 fn request_line(function: &'static str, ids: &RequestIds, g: &Gathered, started: Instant) -> Line {
-    let timings: Map<String, Value> = Step::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), json!(ms(g.timings[*s as usize]))))
-        .collect();
+    let step = |s: Step| ms(g.timings[s as usize]);
+    let timings = Timings {
+        identity: step(Step::Identity),
+        store: step(Step::Store),
+        kms: step(Step::Kms),
+        probe: step(Step::Probe),
+    };
     let mut line = with_ids(ids);
     line.set("level", "INFO")
         .set("message", "request")
         .set("function", function)
         .set("durationMs", ms(started.elapsed()))
-        .set("timings", Value::Object(timings));
+        .set("timings", timings);
     if let Some(tenant) = &g.tenant {
         line.set("tenant", tenant.as_str());
     }
     if g.rate_limited > 0 {
         line.metrics(
             &[&["function"]],
-            &[("RateLimited", Unit::Count, json!(g.rate_limited))],
+            &[(
+                "RateLimited",
+                Unit::Count,
+                Measure::One(f64::from(g.rate_limited)),
+            )],
         );
     }
     if g.circuits_opened > 0 {
         line.set("service", SERVICE).metrics(
             &[&["service"]],
-            &[("CircuitOpened", Unit::Count, json!(g.circuits_opened))],
+            &[(
+                "CircuitOpened",
+                Unit::Count,
+                Measure::One(f64::from(g.circuits_opened)),
+            )],
         );
     }
     line
@@ -179,8 +200,12 @@ fn probe_metrics(line: &mut Line, p: &ProbeSample, latencies: &[u64]) {
         .metrics(
             &[&["type", "code", "depth"], &["code"], &["service"]],
             &[
-                ("ProbeResult", Unit::Count, json!(latencies.len())),
-                ("ProbeLatency", Unit::Milliseconds, json!(latencies)),
+                (
+                    "ProbeResult",
+                    Unit::Count,
+                    Measure::One(latencies.len() as f64),
+                ),
+                ("ProbeLatency", Unit::Milliseconds, Measure::Many(latencies)),
             ],
         );
 }
@@ -217,10 +242,14 @@ fn sweep_line(ids: &RequestIds, s: &SweepSample) -> Line {
     line.set("service", SERVICE).metrics(
         &[&["service"]],
         &[
-            ("SweepProbed", Unit::Count, json!(s.probed)),
-            ("SweepFailed", Unit::Count, json!(s.failed)),
-            ("SweepSkipped", Unit::Count, json!(s.skipped)),
-            ("SweepLagSeconds", Unit::Seconds, json!(s.lag_seconds)),
+            ("SweepProbed", Unit::Count, Measure::One(s.probed as f64)),
+            ("SweepFailed", Unit::Count, Measure::One(s.failed as f64)),
+            ("SweepSkipped", Unit::Count, Measure::One(s.skipped as f64)),
+            (
+                "SweepLagSeconds",
+                Unit::Seconds,
+                Measure::One(s.lag_seconds as f64),
+            ),
         ],
     );
     line
