@@ -5,7 +5,7 @@ use crate::listeners::{listen, Peer};
 use crate::support::{stack, verifier, Call, Reply, Tenant, TABLE};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use shared::emf::{self, Datum};
+use shared::emf::{self, total, Datum};
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::{SweepSettings, Tester};
 use shared::handlers::{create, delete, list, update};
@@ -614,19 +614,6 @@ async fn every_mutating_request_leaves_one_audit_event() {
     assert!(!captured.text().contains("audit-secret-value"));
 }
 
-/// Requests of one test's tenant: the value of each metric by its dimension set.
-fn count(metrics: &[Datum], name: &str, dims: &[(&str, &str)]) -> f64 {
-    metrics
-        .iter()
-        .filter(|d| d.name == name && d.dimensions.len() == dims.len())
-        .filter(|d| {
-            dims.iter()
-                .all(|(k, v)| d.dimensions.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(Datum::sum)
-        .sum()
-}
-
 #[tokio::test]
 async fn metrics_count_requests_and_probes_and_every_error_names_its_log_lines() {
     let captured = capture();
@@ -721,7 +708,7 @@ async fn metrics_count_requests_and_probes_and_every_error_names_its_log_lines()
 
     let m = captured.metrics();
     let requests = |function: &str, class: &str| {
-        count(
+        total(
             &m,
             "Requests",
             &[("function", function), ("statusClass", class)],
@@ -732,9 +719,9 @@ async fn metrics_count_requests_and_probes_and_every_error_names_its_log_lines()
     assert_eq!(requests("list", "4xx"), 1.0);
     assert_eq!(requests("test", "4xx"), 1.0, "the unauthenticated test");
     assert_eq!(requests("test", "2xx"), 1.0);
-    assert_eq!(count(&m, "ProbeResult", &[("code", &code)]), 1.0);
+    assert_eq!(total(&m, "ProbeResult", &[("code", &code)]), 1.0);
     assert_eq!(
-        count(
+        total(
             &m,
             "ProbeResult",
             &[("type", "postgresql"), ("code", &code), ("depth", "none")]

@@ -66,6 +66,18 @@ impl Datum {
     }
 }
 
+/// The sum of metric `name` under exactly the dimension set `dims` across `data`.
+pub fn total(data: &[Datum], name: &str, dims: &[(&str, &str)]) -> f64 {
+    data.iter()
+        .filter(|d| d.name == name && d.dimensions.len() == dims.len())
+        .filter(|d| {
+            dims.iter()
+                .all(|(k, v)| d.dimensions.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(Datum::sum)
+        .sum()
+}
+
 /// True when the line claims to be an EMF document (its root has `_aws`); such a line must pass
 /// [`check`].
 pub fn is_emf(line: &str) -> bool {

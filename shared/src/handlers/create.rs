@@ -1,9 +1,8 @@
 //! POST /api/v1/connectors: validate, seal authConfig, write connector + name claim + count (and,
 //! with an Idempotency-Key, the answer) at once.
 
-use super::{respond, BASE_PATH, WRITE_ATTEMPTS};
+use super::{audited, BASE_PATH, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
-use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
@@ -12,7 +11,6 @@ use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{new_connector_id, now_rfc3339, unix_now};
 use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorWriter, IdempotentAnswers, StoreError};
-use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use crate::validate::parse_create;
 use lambda_http::http::header::{HeaderValue, LOCATION};
@@ -24,17 +22,8 @@ pub async fn handle<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    observed("create", req, |req| async move {
-        let mut audit = AuditEvent::new("create");
-        let resp = respond(
-            within(
-                answer_by(&req),
-                run(store, sealer, verifier, &req, &mut audit),
-            )
-            .await,
-        );
-        audit.emit(resp.status().as_u16());
-        resp
+    audited("create", req, async |req, audit| {
+        run(store, sealer, verifier, req, audit).await
     })
     .await
 }

@@ -1,14 +1,12 @@
 //! DELETE /api/v1/connectors?id=: remove the connector, free its name and uncount it at once.
 
-use super::{respond, WRITE_ATTEMPTS};
+use super::{audited, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
-use crate::deadline::{answer_by, within};
 use crate::error::{ApiError, FieldProblem};
 use crate::http::{empty, if_match, query_param};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::is_requested_id;
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
-use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
 
@@ -17,11 +15,8 @@ pub async fn handle<S: ConnectorReader + ConnectorWriter>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    observed("delete", req, |req| async move {
-        let mut audit = AuditEvent::new("delete");
-        let resp = respond(within(answer_by(&req), run(store, verifier, &req, &mut audit)).await);
-        audit.emit(resp.status().as_u16());
-        resp
+    audited("delete", req, async |req, audit| {
+        run(store, verifier, req, audit).await
     })
     .await
 }

@@ -9,10 +9,13 @@ pub mod sweep;
 pub mod test;
 pub mod update;
 
+use crate::audit::AuditEvent;
+use crate::deadline::{answer_by, within};
 use crate::envelope::CryptoError;
 use crate::error::ApiError;
 use crate::store::StoreError;
-use lambda_http::{Body, Response};
+use crate::telemetry::request::observed;
+use lambda_http::{Body, Request, Response};
 
 /// How many times a write is retried after a concurrent change before answering 409.
 const WRITE_ATTEMPTS: usize = 3;
@@ -45,4 +48,20 @@ impl From<CryptoError> for ApiError {
 /// Turns a handler's result into the response, errors included.
 fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The frame of a mutating endpoint: observed (request id, closing line, metrics), bounded by the
+/// invocation's deadline, and audited with its final status whatever happened.
+async fn audited(
+    action: &'static str,
+    req: Request,
+    run: impl AsyncFnOnce(&Request, &mut AuditEvent) -> Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    observed(action, req, |req| async move {
+        let mut audit = AuditEvent::new(action);
+        let resp = respond(within(answer_by(&req), run(&req, &mut audit)).await);
+        audit.emit(resp.status().as_u16());
+        resp
+    })
+    .await
 }

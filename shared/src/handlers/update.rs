@@ -1,8 +1,7 @@
 //! PUT /api/v1/connectors: apply the fields present to the stored connector, guarded by its version.
 
-use super::{respond, WRITE_ATTEMPTS};
+use super::{audited, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
-use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
@@ -11,7 +10,6 @@ use crate::ids::now_rfc3339;
 use crate::masking::{may_hold_masks, restore_masked};
 use crate::model::{field_names, Connector, PlainSecret, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
-use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use crate::validate::{
     check_auth_config, check_config, has_api_key, is_api_key_field, parse_update, Change,
@@ -30,17 +28,8 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    observed("update", req, |req| async move {
-        let mut audit = AuditEvent::new("update");
-        let resp = respond(
-            within(
-                answer_by(&req),
-                run(store, sealer, verifier, &req, &mut audit),
-            )
-            .await,
-        );
-        audit.emit(resp.status().as_u16());
-        resp
+    audited("update", req, async |req, audit| {
+        run(store, sealer, verifier, req, audit).await
     })
     .await
 }

@@ -258,7 +258,7 @@ fn sweep_line(ids: &RequestIds, s: &SweepSample) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emf::{self, Datum};
+    use crate::emf::{self, total, Datum};
     use crate::telemetry::metrics::set_sink;
     use crate::telemetry::scope::{note, timed};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -303,17 +303,6 @@ mod tests {
             }
         }
         (data, mine)
-    }
-
-    fn total(data: &[Datum], name: &str, dims: &[(&str, &str)]) -> f64 {
-        data.iter()
-            .filter(|d| d.name == name && d.dimensions.len() == dims.len())
-            .filter(|d| {
-                dims.iter()
-                    .all(|(k, v)| d.dimensions.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(Datum::sum)
-            .sum()
     }
 
     #[tokio::test]
