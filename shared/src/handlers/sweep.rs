@@ -225,7 +225,10 @@ where
         if run.summary.out_of_time > 0 {
             if let Some(queue) = &self.fanout {
                 // Give the lease back first, so the continuation can take it at once.
-                let _ = self.store.release(&name, holder).await;
+                if let Err(e) = self.store.release(&name, holder).await {
+                    // The continuation then waits until this run's lease expires (its deadline).
+                    tracing::warn!(shard, error = ?e, "the shard lease could not be given back");
+                }
                 let message = ShardMessage {
                     shard,
                     scheduled_at: format_rfc3339(now),
