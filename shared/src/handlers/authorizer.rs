@@ -3,7 +3,8 @@
 //! of the route. The handlers then trust `requestContext.authorizer.lambda`.
 
 use crate::identity::{bearer_token, resolve, Role, READ_ROLES, TENANT_HEADER, WRITE_ROLES};
-use crate::telemetry::metrics::{Line, Measure, Unit};
+use crate::telemetry::metrics::Line;
+use crate::telemetry::request::count_request;
 use crate::token::TokenVerifier;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -45,15 +46,8 @@ pub async fn authorize(
     line.set("requestId", api_id)
         .set("level", "INFO")
         .set("message", "request")
-        .set("function", "authorizer")
-        .set(
-            "statusClass",
-            if resp.is_authorized { "2xx" } else { "4xx" },
-        )
-        .metrics(
-            &[&["function", "statusClass"]],
-            &[("Requests", Unit::Count, Measure::One(1.0))],
-        );
+        .set("function", "authorizer");
+    count_request(&mut line, if resp.is_authorized { "2xx" } else { "4xx" });
     line.emit();
     resp
 }

@@ -1,8 +1,7 @@
 //! POST /api/v1/connectors/test: rate limit → load → circuit breaker → validate → probe → record.
 
-use super::respond;
+use super::{audited, respond};
 use crate::audit::AuditEvent;
-use crate::deadline::{answer_by, within};
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object};
@@ -19,7 +18,6 @@ use crate::shard_queue::ShardQueue;
 use crate::store::{
     ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases, StoreError,
 };
-use crate::telemetry::request::observed;
 use crate::telemetry::scope::{self, ProbeSample, Step};
 use crate::token::TokenVerifier;
 use crate::validate::{check_config, has_api_key, is_api_key_field, requested_id};
@@ -150,14 +148,8 @@ where
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        observed("test", req, |req| async move {
-            let mut audit = AuditEvent::new("test");
-            let by = answer_by(&req);
-            let resp = within(by, async { Ok(self.admit_and_run(&req, &mut audit).await) })
-                .await
-                .unwrap_or_else(ApiError::into_response);
-            audit.emit(resp.status().as_u16());
-            resp
+        audited("test", req, async |req, audit| {
+            Ok(self.admit_and_run(req, audit).await)
         })
         .await
     }
@@ -309,14 +301,13 @@ where
                 .iter()
                 .map(|p| format!("{}: {}", p.field, p.problem))
                 .collect();
-            Recorder::default().finish(Err(Failure::new(
+            let d = Recorder::default().finish(Err(Failure::new(
                 ProbeCode::InvalidConfig,
                 format!("invalid config: {}", list.join("; ")),
-            )))
+            )));
+            count_probe(current.kind, &d);
+            d
         };
-        if !problems.is_empty() {
-            count_probe(current.kind, &diagnostics);
-        }
         let (connector, recorded) = self.record(current, &diagnostics).await?;
         Ok(Tested {
             connector,

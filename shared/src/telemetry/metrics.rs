@@ -140,11 +140,10 @@ impl Line {
         }
         d.push_str("]}");
         for (name, _, value) in metrics {
-            let written = match value {
+            match value {
                 Measure::One(v) => self.set(name, v),
                 Measure::Many(vs) => self.set(name, vs),
             };
-            let _ = written;
         }
         self
     }

@@ -63,15 +63,14 @@ where
     tag_response(&mut resp, &ids.api);
     let status = resp.status().as_u16();
     let mut line = request_line(function, &ids, &gathered, started);
-    line.set("method", method)
-        .set("status", status)
-        .set("statusClass", status_class(status))
-        .metrics(
-            &[&["function", "statusClass"]],
-            &[("Requests", Unit::Count, Measure::One(1.0))],
-        );
+    line.set("method", method).set("status", status);
+    count_request(&mut line, status_class(status));
     match gathered.probes.as_slice() {
-        [one] => probe_metrics(&mut line, one, &[one.latency_ms]),
+        [one] => probe_metrics(
+            &mut line,
+            (one.kind, one.code, one.depth),
+            &[one.latency_ms],
+        ),
         more => emit_probe_groups(&ids, more),
     }
     line.emit();
@@ -116,6 +115,14 @@ pub fn tag_response(resp: &mut Response<Body>, request_id: &str) {
         error.insert("requestId".into(), json!(request_id));
         *resp.body_mut() = Body::Text(Value::Object(body).to_string());
     }
+}
+
+/// `Requests` (1) under {function, statusClass}; the line must already name its `function`.
+pub fn count_request(line: &mut Line, status_class: &'static str) {
+    line.set("statusClass", status_class).metrics(
+        &[&["function", "statusClass"]],
+        &[("Requests", Unit::Count, Measure::One(1.0))],
+    );
 }
 
 pub fn status_class(status: u16) -> &'static str {
@@ -192,10 +199,10 @@ fn request_line(function: &'static str, ids: &RequestIds, g: &Gathered, started:
 
 /// ProbeResult (count) and ProbeLatency (ms) of probes that share type, code and depth: by all
 /// three, by code alone (alarms across types) and in total (`service`).
-fn probe_metrics(line: &mut Line, p: &ProbeSample, latencies: &[u64]) {
-    line.set("type", p.kind)
-        .set("code", p.code)
-        .set("depth", p.depth)
+fn probe_metrics(line: &mut Line, (kind, code, depth): ProbeGroup, latencies: &[u64]) {
+    line.set("type", kind)
+        .set("code", code)
+        .set("depth", depth)
         .set("service", SERVICE)
         .metrics(
             &[&["type", "code", "depth"], &["code"], &["service"]],
@@ -210,28 +217,25 @@ fn probe_metrics(line: &mut Line, p: &ProbeSample, latencies: &[u64]) {
         );
 }
 
+/// What probes are grouped by: type, code, depth.
+type ProbeGroup = (&'static str, &'static str, &'static str);
+
 /// At most this many values per metric in one line (the EMF limit).
 const VALUES_PER_LINE: usize = 100;
 
 /// Lines for many probes (a sweep): one per type/code/depth group and 100 latencies.
 fn emit_probe_groups(ids: &RequestIds, probes: &[ProbeSample]) {
-    let mut groups: BTreeMap<(&str, &str, &str), Vec<u64>> = BTreeMap::new();
+    let mut groups: BTreeMap<ProbeGroup, Vec<u64>> = BTreeMap::new();
     for p in probes {
         groups
             .entry((p.kind, p.code, p.depth))
             .or_default()
             .push(p.latency_ms);
     }
-    for ((kind, code, depth), latencies) in groups {
-        let sample = ProbeSample {
-            kind,
-            code,
-            depth,
-            latency_ms: 0,
-        };
+    for (group, latencies) in groups {
         for chunk in latencies.chunks(VALUES_PER_LINE) {
             let mut line = with_ids(ids);
-            probe_metrics(&mut line, &sample, chunk);
+            probe_metrics(&mut line, group, chunk);
             line.emit();
         }
     }
