@@ -24,16 +24,26 @@ pub enum Peer {
     Silent,
 }
 
-/// Starts a listener on 127.0.0.1 and returns its address; it runs until the test ends.
+/// Starts a listener on 127.0.0.1 and returns its address; it runs until the test binary ends.
+/// It serves from a thread and runtime of its own, as a real server is a process of its own: on
+/// the test's single-threaded runtime, a busy test (a fanned-out sweep decoding and signing for
+/// 32 invocations in a debug build) kept it from answering within the probes' 2 s.
 pub async fn listen(peer: Peer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(peer, stream));
-        }
+    let (bound, addr) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let _ = bound.send(listener.local_addr().unwrap());
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(peer, stream));
+            }
+        });
     });
-    addr
+    addr.await.unwrap()
 }
 
 /// A port on 127.0.0.1 where nothing listens.

@@ -373,9 +373,17 @@ async fn a_fanned_out_sweep_probes_each_connector_once_over_sixteen_shards() {
         [(2, 1000)].into(),
         "each connector tested exactly once (version 1 → 2)"
     );
-    assert!(after
+    let failed: Vec<_> = after
         .iter()
-        .all(|c| c.status == Status::Active && c.last_tested_at.is_some()));
+        .filter(|c| c.status != Status::Active || c.last_tested_at.is_none())
+        .map(|c| (c.status, c.last_error.clone()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} connectors not active after their probe, e.g. {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
 
     // A late redelivery probes nothing (its connectors are no longer due, or its lease is held).
     let late = tester.sweep_shard(0, unhurried(), "late-redelivery").await;
