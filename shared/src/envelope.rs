@@ -101,18 +101,7 @@ fn tag(
     ctx_hmac.update(&[0]);
     ctx_hmac.update(&json);
     let mac = ctx_hmac.sign();
-    Ok(SecretTag(hex(mac.as_ref())))
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
+    Ok(SecretTag(hex::encode(mac.as_ref())))
 }
 
 /// Envelope encryption with KMS data keys.
@@ -324,7 +313,7 @@ mod tests {
             &aws_lc_rs::digest::SHA256,
             &serde_json::to_vec(&secret).unwrap(),
         );
-        let plain: String = plain.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let plain = hex::encode(plain.as_ref());
         assert_ne!(t.0, plain);
     }
 }

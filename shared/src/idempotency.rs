@@ -79,11 +79,7 @@ pub fn body_hash(tenant_id: &str, body: &Map<String, Value>) -> String {
     ctx.update(tenant_id.as_bytes());
     ctx.update(&[0]);
     ctx.update(&serde_json::to_vec(&rest).unwrap_or_default());
-    hex(ctx.finish().as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(ctx.finish().as_ref())
 }
 
 /// True when the request is the one the kept answer was for. Only a v2 record whose body hash
@@ -143,7 +139,7 @@ pub fn key(req: &Request) -> Result<Option<String>, ApiError> {
 /// Only compared with records written before v2, until they expire.
 pub fn legacy_fingerprint(body: &Map<String, Value>) -> String {
     let text = serde_json::to_vec(body).unwrap_or_default();
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &text).as_ref())
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &text).as_ref())
 }
 
 /// The kept answer when the request is the same, a 422 when the key was used for another body.
@@ -240,11 +236,9 @@ mod tests {
                 ctx.connector_id,
                 Value::Object(secret.clone())
             );
-            Ok(SecretTag(hex(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                text.as_bytes(),
-            )
-            .as_ref())))
+            Ok(SecretTag(hex::encode(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+            )))
         }
     }
 

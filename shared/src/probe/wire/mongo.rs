@@ -357,12 +357,10 @@ mod digest {
 
     pub fn compute_hex(input: &[u8]) -> Zeroizing<Vec<u8>> {
         let digest = Md5::digest(input);
-        Zeroizing::new(
-            digest
-                .iter()
-                .flat_map(|b| format!("{b:02x}").into_bytes())
-                .collect(),
-        )
+        // Straight into the zeroized buffer: no intermediate string holds the digest's hex.
+        let mut hex = Zeroizing::new(vec![0u8; 2 * digest.len()]);
+        hex::encode_to_slice(digest, &mut hex[..]).expect("a buffer twice the digest's length");
+        hex
     }
 }
 
