@@ -1,5 +1,6 @@
 //! Local peers for the probes: tiny servers that speak (or fail to speak) each protocol on 127.0.0.1.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,10 +26,19 @@ pub enum Peer {
 }
 
 /// Starts a listener on 127.0.0.1 and returns its address; it runs until the test binary ends.
-/// It serves from a thread and runtime of its own, as a real server is a process of its own: on
-/// the test's single-threaded runtime, a busy test (a fanned-out sweep decoding and signing for
-/// 32 invocations in a debug build) kept it from answering within the probes' 2 s.
 pub async fn listen(peer: Peer) -> SocketAddr {
+    serve_apart(move |stream| serve(peer, stream)).await
+}
+
+/// Binds 127.0.0.1 and serves each connection with `handle`, from a thread and runtime of its own,
+/// as a real server is a process of its own: on the test's single-threaded runtime, a busy test
+/// (a fanned-out sweep decoding and signing for 32 invocations in a debug build) kept a look-alike
+/// from answering within the probes' 2 s.
+async fn serve_apart<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let (bound, addr) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -39,7 +49,7 @@ pub async fn listen(peer: Peer) -> SocketAddr {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let _ = bound.send(listener.local_addr().unwrap());
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(peer, stream));
+                tokio::spawn(handle(stream));
             }
         });
     });
@@ -313,24 +323,20 @@ pub async fn tls_http(stem: &str) -> SocketAddr {
     .with_single_cert(certs, key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A refused handshake ends here: the client saw what it needed.
-                let Ok(mut tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let mut buf = [0u8; 4096];
-                let _ = tls.read(&mut buf).await;
-                let _ = tls
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                let _ = tls.shutdown().await;
-            });
+    serve_apart(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            // A refused handshake ends here: the client saw what it needed.
+            let Ok(mut tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            let _ = tls.shutdown().await;
         }
-    });
-    addr
+    })
+    .await
 }
