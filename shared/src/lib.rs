@@ -6,11 +6,12 @@
 
 // The pure core, under the same names (`crate::model`, `crate::validate`, … keep working).
 pub use connectors_core::{
-    emf, error, http, ids, masking, model, paging, strict_json, validate, vendor,
+    destination, emf, error, http, ids, masking, model, paging, strict_json, validate, vendor,
 };
 
 pub mod audit;
 pub mod config;
+pub mod custody;
 pub mod deadline;
 pub mod envelope;
 pub mod handlers;

@@ -340,3 +340,30 @@ pub async fn tls_http(stem: &str) -> SocketAddr {
     })
     .await
 }
+
+/// What a recording listener received, every connection's bytes in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// A listener that keeps every byte it is sent (to prove that no secret reached it) and answers
+/// each HTTP request head with `200 {}`.
+pub async fn recorder() -> (SocketAddr, Received) {
+    let seen = Received::default();
+    let keep = seen.clone();
+    let addr = serve_apart(move |mut s| {
+        let keep = keep.clone();
+        async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(Ok(n @ 1..)) =
+                tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await
+            {
+                keep.lock().unwrap().extend_from_slice(&buf[..n]);
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = s.write_all(reply.as_bytes()).await;
+                }
+            }
+        }
+    })
+    .await;
+    (addr, seen)
+}

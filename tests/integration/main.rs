@@ -5,6 +5,7 @@ mod authorizer;
 mod aws_logins;
 mod concurrency;
 mod crud;
+mod custody;
 mod dry_run;
 mod events;
 mod faults;

@@ -101,6 +101,21 @@ impl ApiError {
         .with_details(vec![FieldProblem::new("version", format!("current version is {current}"))])
     }
 
+    /// The change moves the connector's destination (type, host, url, …) without spelling out
+    /// the credentials: stored secrets never follow a connector to another destination.
+    pub fn credentials_required(fields: Vec<String>) -> Self {
+        let problem = "re-enter this value: the stored one is not sent to a changed destination";
+        Self::new(
+            400,
+            "credentials_required",
+            format!(
+                "the change moves the connector to another destination (type, host, url, port, TLS mode, …); re-enter the stored credentials: {}",
+                fields.join(", ")
+            ),
+        )
+        .with_details(fields.into_iter().map(|f| FieldProblem::new(f, problem)).collect())
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(401, "unauthorized", message)
     }

@@ -105,11 +105,110 @@ impl ConnectorType {
         }
     }
 
+    /// The fields that decide which party receives this type's credentials and how they travel
+    /// (its destination). The stored `authConfig` backs a probe only while the type and these
+    /// fields are the stored ones (see `destination`). Names inside one service (database,
+    /// bucket, container, topic) are not part of it.
+    pub fn destination_fields(self) -> &'static [DestinationField] {
+        use DestinationField as D;
+        use Form::*;
+        use Part::{Auth, Config};
+        const SQL: &[DestinationField] = &[
+            D(Config, "host", Host),
+            D(Config, "port", Port(0)),
+            D(Config, "sslmode", TlsMode),
+            D(Config, "tunnel", Exact),
+        ];
+        const MYSQL: &[DestinationField] = &[
+            D(Config, "host", Host),
+            D(Config, "port", Port(0)),
+            D(Config, "sslmode", TlsMode),
+            D(Config, "serverPublicKey", Exact),
+            D(Config, "tunnel", Exact),
+        ];
+        const KAFKA: &[DestinationField] = &[
+            D(Config, "bootstrapServers", Servers(9092)),
+            D(Config, "securityProtocol", Word),
+            D(Config, "saslMechanism", Word),
+        ];
+        const AWS: &[DestinationField] = &[D(Auth, "roleArn", Exact)];
+        const GOOGLE: &[DestinationField] = &[D(Auth, "serviceAccountKey", GoogleKey)];
+        const HTTP: &[DestinationField] = &[D(Config, "url", Origin), D(Auth, "tokenUrl", FullUrl)];
+        const SAAS: &[DestinationField] = &[D(Config, "instanceUrl", Origin)];
+        match self {
+            Self::Postgresql | Self::Redshift => SQL,
+            Self::Mysql => MYSQL,
+            Self::Snowflake => &[D(Config, "account", Word)],
+            Self::Databricks => &[D(Config, "host", Host)],
+            Self::Bigquery | Self::Gcs => GOOGLE,
+            Self::Mongodb => &[
+                D(Config, "host", Host),
+                D(Config, "port", Port(27017)),
+                D(Config, "connectionString", MongoUri),
+                D(Config, "tls", Exact),
+                D(Config, "tunnel", Exact),
+            ],
+            Self::Kafka | Self::ConfluentKafka => KAFKA,
+            Self::AwsS3 | Self::AmazonKinesis => AWS,
+            Self::AzureBlob => &[
+                D(Config, "storageAccount", Word),
+                D(Config, "connectionString", AzureConnectionString),
+                D(Auth, "connectionString", AzureConnectionString),
+            ],
+            Self::Sftp => &[
+                D(Config, "host", Host),
+                D(Config, "port", Port(22)),
+                D(Config, "hostKeyFingerprint", Exact),
+                D(Config, "tunnel", Exact),
+            ],
+            Self::RestApi | Self::Webhook => HTTP,
+            Self::Salesforce | Self::Hubspot => SAAS,
+        }
+    }
+
     /// Types whose `apiKey` requirement may be met by `authConfig.apiKey` instead of `config`.
     pub fn accepts_api_key_in_auth_config(self) -> bool {
         matches!(self, Self::Salesforce | Self::Hubspot)
     }
 }
+
+/// Where a destination field lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Config,
+    Auth,
+}
+
+/// How a destination field is normalized before two destinations are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A host name or address: case and a trailing dot do not matter.
+    Host,
+    /// A port; absent is the given default (0: no default).
+    Port(u16),
+    /// A URL's origin: scheme, host and port (default ports and case normalized).
+    Origin,
+    /// A whole URL, normalized.
+    FullUrl,
+    /// `host:port,…` servers, as a set (the default port filled in).
+    Servers(u16),
+    /// A word whose case does not matter.
+    Word,
+    /// `sslmode`: its parsed value; absent stays distinct from an explicit `prefer`.
+    TlsMode,
+    /// The value exactly as given.
+    Exact,
+    /// A MongoDB URI: scheme, hosts (default port filled in) and its TLS options.
+    MongoUri,
+    /// An Azure storage connection string: account, endpoint, suffix and protocol.
+    AzureConnectionString,
+    /// A Google service-account key: its `token_uri` (absent is Google's own).
+    GoogleKey,
+}
+
+/// One field of a type's destination: where it lives, its name and how it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationField(pub Part, pub &'static str, pub Form);
 
 /// Lifecycle state of a connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

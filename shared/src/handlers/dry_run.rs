@@ -5,9 +5,9 @@
 //! breaker is neither consulted nor moved (the user is testing a change on purpose).
 
 use super::test::{masked, Tester};
-use super::update::unmask;
 use crate::audit::AuditEvent;
-use crate::envelope::{SecretContext, SecretSealer};
+use crate::custody::propose;
+use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
 use crate::model::{ConnectorType, PlainSecret};
@@ -31,6 +31,9 @@ pub fn is_dry_run(body: &Map<String, Value>) -> bool {
     }
 }
 
+/// The warning of a dry run whose destination moved away from the stored one.
+pub const STORED_NOT_USED: &str = "the stored credentials were not used: the destination (type, host, url, port or TLS mode) changed; only the credentials in this request were sent";
+
 /// What is probed: the proposal, validated (and merged) like a write would be.
 struct Proposal {
     id: Option<String>,
@@ -38,6 +41,8 @@ struct Proposal {
     config: Map<String, Value>,
     auth_method: String,
     secret: Option<PlainSecret>,
+    /// The destination moved, so the stored credentials were not used.
+    stored_withheld: bool,
 }
 
 #[derive(Serialize)]
@@ -67,7 +72,7 @@ where
             None | Some(Value::Null) => new_connector(body)?,
             Some(_) => self.merged(tenant, body, audit).await?,
         };
-        let diagnostics = self
+        let mut diagnostics = self
             .probe_counted(
                 proposal.kind,
                 &proposal.config,
@@ -75,6 +80,9 @@ where
                 proposal.secret.as_ref().map(|s| &s.0),
             )
             .await;
+        if proposal.stored_withheld {
+            diagnostics.warnings.insert(0, STORED_NOT_USED.to_string());
+        }
         tracing::info!(tenant = %tenant, connector = proposal.id.as_deref().unwrap_or("-"), code = ?diagnostics.code, "dry run tested");
         Ok(json(
             200,
@@ -108,18 +116,16 @@ where
             Change::Clear => Map::new(),
             Change::Set(c) => c.clone(),
         };
-        let ctx = SecretContext {
-            tenant_id: &current.tenant_id,
-            connector_id: &current.id,
-        };
-        let secret = match (&patch.auth_config, &current.auth_config) {
-            (Change::Clear, _) | (Change::Keep, None) => None,
-            (Change::Keep, Some(sealed)) => Some(self.sealer.open(ctx, sealed).await?),
-            (Change::Set(incoming), _) => {
-                Some(unmask(&self.sealer, ctx, &current, incoming).await?)
-            }
-        }
-        .filter(|s| !s.0.is_empty());
+        let proposed = propose(
+            &self.sealer,
+            &current,
+            kind,
+            &config,
+            &patch.auth_config,
+            true,
+        )
+        .await?;
+        let secret = proposed.secret.filter(|s| !s.0.is_empty());
         let mut problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
         if let Some(s) = &secret {
             problems.extend(check_auth_config(kind, &s.0));
@@ -133,6 +139,7 @@ where
             config,
             auth_method: patch.auth_method.unwrap_or(current.auth_method),
             secret,
+            stored_withheld: proposed.moved,
         })
     }
 }
@@ -148,6 +155,7 @@ fn new_connector(mut body: Map<String, Value>) -> Result<Proposal, ApiError> {
         config: new.config,
         auth_method: new.auth_method,
         secret: new.auth_config.filter(|s| !s.0.is_empty()),
+        stored_withheld: false,
     })
 }
 

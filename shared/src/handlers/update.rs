@@ -2,13 +2,13 @@
 
 use super::{audited, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::custody::propose;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::now_rfc3339;
-use crate::masking::{may_hold_masks, restore_masked};
-use crate::model::{field_names, Connector, PlainSecret, Status};
+use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::{
@@ -118,14 +118,20 @@ async fn apply<E: SecretSealer>(
         tenant_id: &current.tenant_id,
         connector_id: &current.id,
     };
-    match &patch.auth_config {
-        Change::Keep => {}
-        Change::Clear => {
-            next.auth_config = None;
-            next.auth_config_fields = Vec::new();
+    if patch.touches_config() {
+        let proposed = propose(
+            sealer,
+            current,
+            next.kind,
+            &next.config,
+            &patch.auth_config,
+            false,
+        )
+        .await?;
+        if !proposed.withheld.is_empty() {
+            return Err(ApiError::credentials_required(proposed.withheld));
         }
-        Change::Set(incoming) => {
-            let secret = unmask(sealer, ctx, current, incoming).await?;
+        if let (Change::Set(_), Some(secret)) = (&patch.auth_config, proposed.secret) {
             let problems = check_auth_config(next.kind, &secret.0);
             if !problems.is_empty() {
                 return Err(ApiError::validation(problems));
@@ -136,6 +142,10 @@ async fn apply<E: SecretSealer>(
                 false => Some(sealer.seal(ctx, &secret.0).await?),
             };
         }
+    }
+    if let Change::Clear = &patch.auth_config {
+        next.auth_config = None;
+        next.auth_config_fields = Vec::new();
     }
     if patch.touches_config() {
         // A new destination or credential deserves a fresh start.
@@ -156,24 +166,4 @@ async fn apply<E: SecretSealer>(
     let due_now = patch.touches_config() || current.status == Status::Inactive;
     next.schedule(due_now.then(|| next.updated_at.clone()));
     Ok(next)
-}
-
-/// Values sent back in their masked form keep the stored secret (decrypted only when needed).
-pub(super) async fn unmask<E: SecretSealer>(
-    sealer: &E,
-    ctx: SecretContext<'_>,
-    current: &Connector,
-    incoming: &PlainSecret,
-) -> Result<PlainSecret, ApiError> {
-    let mut copy = PlainSecret(incoming.0.clone());
-    match &current.auth_config {
-        Some(sealed) if incoming.0.values().any(may_hold_masks) => {
-            let stored = sealer.open(ctx, sealed).await?;
-            Ok(PlainSecret(restore_masked(
-                std::mem::take(&mut copy.0),
-                &stored.0,
-            )))
-        }
-        _ => Ok(copy),
-    }
 }

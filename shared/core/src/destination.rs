@@ -1,0 +1,316 @@
+//! A connector's destination: who receives its credentials and how they travel, normalized so two
+//! spellings of the same party compare equal. The stored `authConfig` backs a probe only toward
+//! the stored destination (an editor must not send a stored secret to a host of their choosing).
+//! Which fields make up a type's destination is defined beside its required fields
+//! (`ConnectorType::destination_fields`).
+
+use crate::model::{ConnectorType, DestinationField, Form, Part, SslMode};
+use serde_json::{Map, Value};
+
+/// The normalized destination of a type and its fields; compare two with `==`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    kind: ConnectorType,
+    fields: Vec<Option<String>>,
+}
+
+impl Destination {
+    /// Reads the type's destination fields from `config` and the (unmasked) `authConfig`.
+    pub fn of(
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth: Option<&Map<String, Value>>,
+    ) -> Self {
+        let fields = kind
+            .destination_fields()
+            .iter()
+            .map(|DestinationField(part, name, form)| {
+                let value = match part {
+                    Part::Config => config.get(*name),
+                    Part::Auth => auth.and_then(|a| a.get(*name)),
+                };
+                normalize(*form, value.filter(|v| !v.is_null()))
+            })
+            .collect();
+        Self { kind, fields }
+    }
+}
+
+/// True when the type's destination reads a field of `authConfig` (comparing it then needs the
+/// stored secret opened).
+pub fn reads_auth_config(kind: ConnectorType) -> bool {
+    kind.destination_fields()
+        .iter()
+        .any(|DestinationField(part, ..)| *part == Part::Auth)
+}
+
+fn normalize(form: Form, value: Option<&Value>) -> Option<String> {
+    let text = value.map(|v| match v {
+        Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
+    });
+    match form {
+        Form::Port(default) => match value.and_then(Value::as_u64) {
+            Some(p) => Some(p.to_string()),
+            None if value.is_none() && default != 0 => Some(default.to_string()),
+            None => text,
+        },
+        Form::TlsMode => text.map(|t| match SslMode::parse(&t) {
+            Some(mode) => format!("{mode:?}"),
+            None => t,
+        }),
+        Form::GoogleKey => Some(
+            value
+                .and_then(crate::validate::service_account_key)
+                .and_then(|k| k.get("token_uri").cloned())
+                .map_or_else(
+                    || crate::validate::GOOGLE_TOKEN_URI.to_string(),
+                    |u| u.as_str().map_or_else(|| u.to_string(), url_text),
+                ),
+        ),
+        _ => text.map(|t| match form {
+            Form::Host => host(&t),
+            Form::Origin => origin(&t),
+            Form::FullUrl => url_text(&t),
+            Form::Servers(port) => servers(&t, port),
+            Form::Word => t.to_ascii_lowercase(),
+            Form::MongoUri => mongo_uri(&t),
+            Form::AzureConnectionString => azure(&t),
+            _ => t,
+        }),
+    }
+}
+
+fn host(h: &str) -> String {
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn origin(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(url) => url.origin().ascii_serialization(),
+        Err(_) => u.to_ascii_lowercase(),
+    }
+}
+
+fn url_text(u: &str) -> String {
+    url::Url::parse(u).map_or_else(|_| u.to_string(), |url| url.to_string())
+}
+
+/// `host[:port]` with the default port filled in; IPv6 in brackets.
+fn host_port(server: &str, default: u16) -> String {
+    let s = server.trim();
+    let (h, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
+            (h, p.parse::<u16>().unwrap_or(0))
+        }
+        _ => (s, default),
+    };
+    format!("{}:{port}", host(h))
+}
+
+fn servers(list: &str, default: u16) -> String {
+    let mut all: Vec<String> = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| host_port(s, default))
+        .collect();
+    all.sort();
+    all.dedup();
+    all.join(",")
+}
+
+fn mongo_uri(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let mut tls: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k == "tls" || k == "ssl" || k.starts_with("tlsallowinvalid") || k == "tlsinsecure"
+        })
+        .map(|(k, v)| format!("{}={}", k.to_ascii_lowercase(), v.to_ascii_lowercase()))
+        .collect();
+    tls.sort();
+    format!(
+        "{}://{}?{}",
+        scheme.to_ascii_lowercase(),
+        servers(hosts, 27017),
+        tls.join("&")
+    )
+}
+
+fn azure(cs: &str) -> String {
+    let mut parts: Vec<String> = cs
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(k, v)| {
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "AccountName" | "EndpointSuffix" | "DefaultEndpointsProtocol" => {
+                    Some(format!("{k}={}", v.to_ascii_lowercase()))
+                }
+                "BlobEndpoint" => Some(format!("{k}={}", origin(v))),
+                _ => None,
+            }
+        })
+        .collect();
+    parts.sort();
+    parts.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dest(kind: &str, config: Value, auth: Value) -> Destination {
+        Destination::of(
+            ConnectorType::parse(kind).unwrap(),
+            config.as_object().unwrap(),
+            auth.as_object(),
+        )
+    }
+
+    #[test]
+    fn spellings_of_one_party_are_the_same_destination() {
+        let pg = |c: Value| dest("postgresql", c, json!({}));
+        assert_eq!(
+            pg(json!({"host": "DB.example.com.", "port": 5432, "database": "a"})),
+            pg(json!({"host": "db.example.com", "port": 5432, "database": "b"})),
+            "case, a trailing dot and the database do not move it"
+        );
+        let http = |c: Value, a: Value| dest("rest_api", c, a);
+        assert_eq!(
+            http(json!({"url": "HTTPS://Api.Example.com:443/v1"}), json!({})),
+            http(json!({"url": "https://api.example.com/v2?x=1"}), json!({}))
+        );
+        let kafka = |s: &str| {
+            dest(
+                "kafka",
+                json!({"bootstrapServers": s, "topic": s}),
+                json!({}),
+            )
+        };
+        assert_eq!(
+            kafka("B.example.com, a.example.com:9092"),
+            kafka("a.example.com,b.example.com:9092")
+        );
+        let mongo = |c: Value| dest("mongodb", c, json!({}));
+        assert_eq!(
+            mongo(json!({"connectionString": "mongodb://u@A.example.com/app?tls=true"})),
+            mongo(
+                json!({"connectionString": "mongodb://a.example.com:27017/other?tls=TRUE&authSource=x"})
+            )
+        );
+        assert_eq!(
+            dest(
+                "gcs",
+                json!({"bucket": "a"}),
+                json!({"serviceAccountKey": {"client_email": "x"}})
+            ),
+            dest(
+                "gcs",
+                json!({"bucket": "b"}),
+                json!({"serviceAccountKey": "{\"token_uri\": \"https://oauth2.googleapis.com/token\"}"})
+            ),
+            "an absent token_uri is Google's"
+        );
+    }
+
+    #[test]
+    fn every_listed_change_is_a_move() {
+        let base = json!({"host": "db.example.com", "port": 5432, "database": "a", "sslmode": "verify-full"});
+        let pg = |c: &Value| dest("postgresql", c.clone(), json!({}));
+        for (field, value) in [
+            ("host", json!("evil.example.com")),
+            ("port", json!(5433)),
+            ("sslmode", json!("disable")),
+            ("tunnel", json!({"host": "bastion.example.com"})),
+        ] {
+            let mut moved = base.clone();
+            moved[field] = value;
+            assert_ne!(pg(&base), pg(&moved), "{field}");
+        }
+        let mut absent = base.clone();
+        absent.as_object_mut().unwrap().remove("sslmode");
+        assert_ne!(
+            pg(&base),
+            pg(&absent),
+            "dropping verify-full is a downgrade"
+        );
+        assert_ne!(
+            dest("postgresql", base.clone(), json!({})),
+            dest("redshift", base.clone(), json!({})),
+            "another type is another destination"
+        );
+        let http = |a: Value| dest("rest_api", json!({"url": "https://api.example.com"}), a);
+        assert_ne!(
+            http(json!({"tokenUrl": "https://idp.example.com/token"})),
+            http(json!({"tokenUrl": "https://evil.example.com/token"}))
+        );
+        assert_ne!(
+            dest(
+                "aws_s3",
+                json!({"bucket": "b"}),
+                json!({"roleArn": "arn:aws:iam::111111111111:role/a"})
+            ),
+            dest(
+                "aws_s3",
+                json!({"bucket": "b"}),
+                json!({"roleArn": "arn:aws:iam::222222222222:role/a"})
+            )
+        );
+        let azure = |cs: &str| {
+            dest(
+                "azure_blob",
+                json!({"storageAccount": "acct"}),
+                json!({"connectionString": cs}),
+            )
+        };
+        assert_ne!(
+            azure("AccountName=acct;AccountKey=k"),
+            azure("AccountName=acct;AccountKey=k;BlobEndpoint=https://evil.example.com")
+        );
+        let sftp = |c: Value| dest("sftp", c, json!({}));
+        assert_ne!(
+            sftp(json!({"host": "h.example.com", "port": 22, "hostKeyFingerprint": "SHA256:a"})),
+            sftp(json!({"host": "h.example.com", "port": 22})),
+            "removing a pin is a move"
+        );
+        let kafka = |c: Value| dest("kafka", c, json!({}));
+        assert_ne!(
+            kafka(json!({"bootstrapServers": "a.example.com", "securityProtocol": "SASL_SSL"})),
+            kafka(
+                json!({"bootstrapServers": "a.example.com", "securityProtocol": "SASL_PLAINTEXT"})
+            )
+        );
+        assert_ne!(
+            dest("snowflake", json!({"account": "xy1"}), json!({})),
+            dest("snowflake", json!({"account": "evil"}), json!({}))
+        );
+    }
+
+    #[test]
+    fn only_some_types_read_auth_config_for_their_destination() {
+        let reading: Vec<&str> = ConnectorType::ALL
+            .into_iter()
+            .filter(|k| reads_auth_config(*k))
+            .map(ConnectorType::as_str)
+            .collect();
+        assert_eq!(
+            reading,
+            [
+                "bigquery",
+                "aws_s3",
+                "gcs",
+                "azure_blob",
+                "rest_api",
+                "webhook",
+                "amazon_kinesis"
+            ]
+        );
+    }
+}
