@@ -8,10 +8,13 @@ sends exactly:
   the server does (SHA256(scramble XOR SHA256(stored + nonce)) == stored, stored = SHA256(SHA256(pw)));
   it is accepted only once the user's hash is cached (after one full authentication), as in MySQL;
 - full path without TLS: AuthMoreData 0x04, the client asks for the public key (0x02), gets the
-  PEM, and must send (password + NUL) XOR nonce, RSA-OAEP (SHA-1) encrypted;
+  PEM, and must send (password + NUL) XOR nonce, RSA-OAEP (SHA-1) encrypted; or, holding the key
+  already (pinned), sends that at once;
+- user sha2pinned (same password) is never cached, so it always takes the full path;
 - ERR 1045 for a wrong password or unknown user, 1049 for an unknown database; COM_QUIT ends.
 
-Usage: mysql_sha2_peer.py PORT   (user sha2user, password probe-pass-1, database appdb)
+Usage: mysql_sha2_peer.py PORT [PUBLIC_KEY_PEM_OUT]   (user sha2user, password probe-pass-1,
+database appdb); the server's public key is written to PUBLIC_KEY_PEM_OUT, for clients that pin it.
 """
 
 import hashlib
@@ -26,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from peer_io import recv_exact, serve
 
 USER, PASSWORD, DATABASE = b"sha2user", b"probe-pass-1", b"appdb"
+PINNED_USER = b"sha2pinned"
 STORED = hashlib.sha256(hashlib.sha256(PASSWORD).digest()).digest()
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -82,7 +86,7 @@ class Conversation(socketserver.BaseRequestHandler):
         db, rest = rest.split(b"\x00", 1) if flags & CLIENT_CONNECT_WITH_DB else (b"", rest)
         plugin = rest.split(b"\x00", 1)[0]
         assert plugin == b"caching_sha2_password", plugin
-        if user != USER:
+        if user not in (USER, PINNED_USER):
             return self.error(2, 1045, f"Access denied for user '{user.decode()}'@'localhost'")
         fast_ok = len(auth) == 32 and hashlib.sha256(xor(auth, hashlib.sha256(STORED + nonce).digest())).digest() == STORED
         with LOCK:
@@ -94,14 +98,15 @@ class Conversation(socketserver.BaseRequestHandler):
             # Full authentication: no TLS here, so the client must ask for the key.
             self.send(2, b"\x01\x04")
             seq, p = self.read()
-            assert p == b"\x02", f"expected a public key request, got {p!r}"
-            self.send(seq + 1, b"\x01" + PEM)
-            seq, p = self.read()
+            if p == b"\x02":  # the client asks for the key; one that pinned it sends at once
+                self.send(seq + 1, b"\x01" + PEM)
+                seq, p = self.read()
             clear = KEY.decrypt(p, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
             if xor(clear, nonce) != PASSWORD + b"\x00":
                 return self.error(seq + 1, 1045, f"Access denied for user '{user.decode()}'@'localhost'")
-            with LOCK:
-                CACHED.add(user)
+            if user != PINNED_USER:
+                with LOCK:
+                    CACHED.add(user)
             seq += 1
         if db != DATABASE:
             return self.error(seq, 1049, f"Unknown database '{db.decode()}'")
@@ -111,4 +116,7 @@ class Conversation(socketserver.BaseRequestHandler):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        with open(sys.argv[2], "wb") as out:
+            out.write(PEM)
     serve(int(sys.argv[1]), Conversation, background=False)

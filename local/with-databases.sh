@@ -47,7 +47,9 @@ export MYSQL_TEST_PORT=$((port + 2)) MYSQL_SHA2_TEST_PORT=$((port + 3))
 # MariaDB's bad-certificate servers land on MYSQL_TEST_PORT+10/+11 = PG_TEST_PORT+12/+13.
 settings=$("$py" "$root/local/mariadb_server.py" start "$dir/mariadb" "$MYSQL_TEST_PORT" "$TEST_PKI_DIR")
 export_settings "$settings"
-"$py" "$root/local/mysql_sha2_peer.py" "$MYSQL_SHA2_TEST_PORT" 2>"$dir/sha2-peer.log" &
+export MYSQL_SHA2_PUBLIC_KEY_FILE="$dir/sha2-public.pem"
+rm -f "$MYSQL_SHA2_PUBLIC_KEY_FILE"
+"$py" "$root/local/mysql_sha2_peer.py" "$MYSQL_SHA2_TEST_PORT" "$MYSQL_SHA2_PUBLIC_KEY_FILE" 2>"$dir/sha2-peer.log" &
 peer_pid=$!
 export KAFKA_TEST_PORT=$((port + 4))
 export KAFKA_EXPIRED_TEST_PORT=$((port + 14)) KAFKA_UNKNOWNCA_TEST_PORT=$((port + 15))

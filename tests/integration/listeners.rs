@@ -23,6 +23,24 @@ pub enum Peer {
     Http,
     /// Accepts and never answers.
     Silent,
+    /// Hostile servers (Hardening III): each answers its protocol's first exchange, then sends
+    /// what would make a careless client allocate, loop or store without bound.
+    Hostile(Hostility),
+}
+
+/// How a hostile look-alike misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Hostility {
+    /// PostgreSQL: an authentication message claiming 4 GiB (`R ff ff ff ff`), then endless bytes.
+    PostgresHugeLength,
+    /// PostgreSQL: an ErrorResponse whose message is 1 MB of text (with control characters).
+    PostgresHugeError,
+    /// Kafka: a SaslHandshake answer listing 2^31−1 mechanisms and none of them.
+    KafkaEndlessMechanisms,
+    /// MongoDB: a reply to `hello` claiming 48 MB, then endless bytes.
+    MongoHugeFrame,
+    /// MySQL: an ERR packet of 600 kB of text instead of a greeting.
+    MysqlHugeError,
 }
 
 /// Starts a listener on 127.0.0.1 and returns its address; it runs until the test binary ends.
@@ -148,6 +166,80 @@ async fn serve(peer: Peer, mut s: TcpStream) {
         }
         Peer::Silent => {
             tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Peer::Hostile(how) => hostile(how, s).await,
+    }
+}
+
+/// Writes `junk` until the client hangs up or 10 s have passed.
+async fn flood(s: &mut TcpStream) {
+    let junk = vec![b'A'; 64 * 1024];
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < until && s.write_all(&junk).await.is_ok() {}
+}
+
+async fn hostile(how: Hostility, mut s: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    match how {
+        Hostility::PostgresHugeLength | Hostility::PostgresHugeError => {
+            // SSLRequest (answered N) or straight the StartupMessage (sslmode disable).
+            if s.read(&mut buf).await.unwrap_or(0) == 8 {
+                let _ = s.write_all(b"N").await;
+                let _ = s.read(&mut buf).await;
+            }
+            if let Hostility::PostgresHugeLength = how {
+                let _ = s.write_all(&[b'R', 0xff, 0xff, 0xff, 0xff]).await;
+                flood(&mut s).await;
+            } else {
+                let mut text = b"\x1b[31mno\r\n".to_vec();
+                text.resize(1_000_000, b'x');
+                let mut body = b"SFATAL\0C28P01\0M".to_vec();
+                body.extend_from_slice(&text);
+                body.extend_from_slice(b"\0\0");
+                let mut msg = vec![b'E'];
+                msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+                msg.extend_from_slice(&body);
+                let _ = s.write_all(&msg).await;
+            }
+        }
+        Hostility::KafkaEndlessMechanisms => {
+            while s.read_exact(&mut buf[..4]).await.is_ok() {
+                let len = i32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
+                let mut req = vec![0u8; len];
+                if s.read_exact(&mut req).await.is_err() {
+                    break;
+                }
+                let api_key = i16::from_be_bytes([req[0], req[1]]);
+                let mut body = req[4..8].to_vec();
+                match api_key {
+                    18 => body.extend_from_slice(&[0, 0, 0, 0, 0, 0]),
+                    // error 33 (unsupported mechanism), then a count of 2^31-1 and no names.
+                    17 => body.extend_from_slice(&[0, 33, 0x7f, 0xff, 0xff, 0xff]),
+                    _ => break,
+                }
+                let mut reply = (body.len() as i32).to_be_bytes().to_vec();
+                reply.extend_from_slice(&body);
+                if s.write_all(&reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Hostility::MongoHugeFrame => {
+            if s.read(&mut buf).await.unwrap_or(0) > 0 {
+                let mut reply = 48_000_000i32.to_le_bytes().to_vec();
+                reply.extend_from_slice(&[0; 17]);
+                let _ = s.write_all(&reply).await;
+                flood(&mut s).await;
+            }
+        }
+        Hostility::MysqlHugeError => {
+            let mut payload = vec![0xff, 0x15, 0x04];
+            payload.extend_from_slice(b"#28000");
+            payload.resize(600_000, b'y');
+            let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+            packet.push(0);
+            packet.extend_from_slice(&payload);
+            let _ = s.write_all(&packet).await;
         }
     }
 }

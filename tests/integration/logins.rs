@@ -192,12 +192,38 @@ async fn postgres_logins_reach_the_depth_the_credentials_allow() {
             "ok",
             "authorized",
         ),
+        // A readable password with sslmode absent: only over a certificate verified for the
+        // host name (the test CA names localhost, not 127.0.0.1).
         row(
             "cleartext-over-tls",
             pg,
             "127.0.0.1",
             tls,
             None,
+            "clearuser",
+            Some("right"),
+            "appdb",
+            "auth_unsupported",
+            "reachable",
+        ),
+        row(
+            "cleartext-over-verified-tls",
+            pg,
+            "localhost",
+            tls,
+            None,
+            "clearuser",
+            Some("right"),
+            "appdb",
+            "ok",
+            "authorized",
+        ),
+        row(
+            "cleartext-over-tls-require",
+            pg,
+            "127.0.0.1",
+            tls,
+            Some("require"),
             "clearuser",
             Some("right"),
             "appdb",
@@ -338,9 +364,15 @@ async fn postgres_logins_reach_the_depth_the_credentials_allow() {
         }
         "scram-without-tls" => assert!(d["warnings"].to_string().contains("no TLS"), "{raw}"),
         "verify-full-wrong-name" => assert_eq!(d["tls"]["reason"], "hostname_mismatch", "{raw}"),
-        "cleartext-refused" => {
+        "cleartext-refused" | "cleartext-over-tls" => {
             assert!(d["message"].as_str().unwrap().contains("not sent"), "{raw}")
         }
+        "cleartext-over-tls-require" => assert!(
+            d["warnings"]
+                .to_string()
+                .contains("without certificate verification"),
+            "{raw}"
+        ),
         _ => {}
     })
     .await;
@@ -449,12 +481,26 @@ async fn mysql_logins_reach_the_depth_the_credentials_allow() {
             "authorized",
         ),
         // caching_sha2_password: the full path (RSA key exchange, no TLS) first, then the fast path.
+        // Without TLS the password would go to whatever RSA key the server sends: refused
+        // unless sslmode is disable (or the key is pinned: see below).
+        row(
+            "sha2-full-refused",
+            my,
+            "127.0.0.1",
+            sha2,
+            None,
+            "sha2user",
+            Some("right"),
+            "appdb",
+            "auth_unsupported",
+            "reachable",
+        ),
         row(
             "sha2-full",
             my,
             "127.0.0.1",
             sha2,
-            None,
+            Some("disable"),
             "sha2user",
             Some("right"),
             "appdb",
@@ -478,7 +524,7 @@ async fn mysql_logins_reach_the_depth_the_credentials_allow() {
             my,
             "127.0.0.1",
             sha2,
-            None,
+            Some("disable"),
             "sha2user",
             Some("wrong-db-password"),
             "appdb",
@@ -508,6 +554,12 @@ async fn mysql_logins_reach_the_depth_the_credentials_allow() {
         }
         "verify-full-wrong-name" => assert_eq!(d["tls"]["reason"], "hostname_mismatch"),
         "no-tls" => assert!(d["warnings"].to_string().contains("not encrypted"), "{raw}"),
+        "sha2-full-refused" => {
+            assert!(
+                d["message"].as_str().unwrap().contains("serverPublicKey"),
+                "{raw}"
+            )
+        }
         "sha2-full" | "sha2-fast" => {
             assert!(
                 d["message"]
@@ -1068,4 +1120,141 @@ async fn mongodb_srv_logs_in_over_tls_by_default() {
     );
     assert_eq!(d["tls"]["subject"], "CN=localhost", "{}", r.raw);
     assert!(step_names(d).contains(&"tls"), "{}", r.raw);
+}
+
+#[tokio::test]
+async fn mysql_full_authentication_without_tls_goes_only_to_a_pinned_key() {
+    let sha2: u16 = env("MYSQL_SHA2_TEST_PORT").parse().unwrap();
+    let pem = std::fs::read_to_string(env("MYSQL_SHA2_PUBLIC_KEY_FILE")).unwrap();
+    let tester = tester_probing_with(probe_settings()).await;
+    let t = Tenant::new("mypinned");
+    // sha2pinned always takes the full path (the look-alike never caches it).
+    let body = |pinned: Option<&str>| {
+        let mut config = json!({"host": "127.0.0.1", "port": sha2, "database": "appdb"});
+        if let Some(pem) = pinned {
+            config["serverPublicKey"] = json!(pem);
+        }
+        json!({"name": format!("pinned-{}", pinned.is_some()), "type": "mysql", "config": config,
+               "authConfig": {"username": "sha2pinned", "password": env("PG_TEST_PASSWORD")}})
+    };
+    let id = t.create_id(body(None)).await;
+    let r = test_through(&tester, &t, &id).await;
+    assert_eq!(
+        r.body["diagnostics"]["code"], "auth_unsupported",
+        "{}",
+        r.raw
+    );
+    let id = t.create_id(body(Some(&pem))).await;
+    let r = test_through(&tester, &t, &id).await;
+    assert_eq!(
+        (
+            r.body["diagnostics"]["code"].as_str(),
+            r.body["diagnostics"]["depth"].as_str()
+        ),
+        (Some("ok"), Some("authorized")),
+        "{}",
+        r.raw
+    );
+    let bad = t
+        .create(json!({"name": "bad-pin", "type": "mysql",
+            "config": {"host": "127.0.0.1", "port": sha2, "database": "appdb", "serverPublicKey": "not a key"}}))
+        .await;
+    assert_eq!(
+        (bad.status, bad.fields()),
+        (400, vec!["config.serverPublicKey".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn sftp_trusts_the_first_host_key_and_refuses_a_changed_one() {
+    let port: u16 = env("SSH_TEST_PORT").parse().unwrap();
+    let fingerprint = env("SSH_TEST_FINGERPRINT");
+    let other_pin = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let login = json!({"username": "sftpprobe", "password": env("PG_TEST_PASSWORD")});
+    let tester = tester_probing_with(probe_settings()).await;
+    let t = Tenant::new("tofu");
+    let config = json!({"host": "127.0.0.1", "port": port, "path": "."});
+    // A dry run only reports the key.
+    let dry = crate::support::Call::new("POST", "/api/v1/connectors/test")
+        .bearer(&t.token)
+        .json(json!({"type": "sftp", "config": config, "authConfig": login}))
+        .event();
+    let dry = crate::support::Reply::from(
+        tester
+            .handle(lambda_http::request::from_str(&dry.to_string()).unwrap())
+            .await,
+    );
+    assert_eq!(
+        dry.body["diagnostics"]["server"]["version"],
+        fingerprint.as_str(),
+        "{}",
+        dry.raw
+    );
+    let id = t
+        .create_id(json!({"name": "tofu", "type": "sftp", "config": config, "authConfig": login}))
+        .await;
+    assert!(t.get(&id).await.body["config"]
+        .get("hostKeyFingerprint")
+        .is_none());
+    // The first successful test stores the key it saw, shown in the answer.
+    let r = test_through(&tester, &t, &id).await;
+    assert_eq!(r.body["diagnostics"]["code"], "ok", "{}", r.raw);
+    assert_eq!(
+        r.body["config"]["hostKeyFingerprint"],
+        fingerprint.as_str(),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        t.get(&id).await.body["config"]["hostKeyFingerprint"],
+        fingerprint.as_str()
+    );
+    // An update that leaves the pin out keeps it (and so keeps the stored password).
+    let r = t
+        .update(json!({"id": id, "config": {"host": "127.0.0.1", "port": port, "path": "data"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["config"]["hostKeyFingerprint"], fingerprint.as_str());
+    // Removing or changing the pin moves the destination: the credentials must be re-entered.
+    for pin in [Value::Null, json!(other_pin)] {
+        let r = t.update(json!({"id": id, "config": {"host": "127.0.0.1", "port": port, "hostKeyFingerprint": pin}})).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "credentials_required"),
+            "{}",
+            r.raw
+        );
+    }
+    // Another key than the pinned one is refused before any credential is sent.
+    let r = t
+        .update(json!({"id": id, "config": {"host": "127.0.0.1", "port": port, "hostKeyFingerprint": other_pin}, "authConfig": login}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = test_through(&tester, &t, &id).await;
+    assert_eq!(
+        r.body["diagnostics"]["code"], "host_key_mismatch",
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        r.body["config"]["hostKeyFingerprint"], other_pin,
+        "a stored pin is never replaced"
+    );
+    // An explicit null (credentials re-entered) removes the pin; the next success stores it again.
+    let r = t
+        .update(json!({"id": id, "config": {"host": "127.0.0.1", "port": port, "hostKeyFingerprint": null}, "authConfig": login}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(
+        r.body["config"].get("hostKeyFingerprint").is_none(),
+        "{}",
+        r.raw
+    );
+    let r = test_through(&tester, &t, &id).await;
+    assert_eq!(
+        r.body["config"]["hostKeyFingerprint"],
+        fingerprint.as_str(),
+        "{}",
+        r.raw
+    );
 }

@@ -10,6 +10,7 @@ mod dry_run;
 mod events;
 mod faults;
 mod hostile;
+mod hostile_peers;
 mod identity;
 mod input;
 mod limits;

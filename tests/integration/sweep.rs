@@ -73,7 +73,7 @@ fn connector(tenant: &str, port: u16, status: Status) -> Connector {
 /// Seeds connector items with BatchWriteItem. Fixture data only: the sweep reads connector items
 /// and the index, not name claims or counters, and the emulator copies a whole table per
 /// transaction, which would make 500 transactional creates take minutes.
-async fn insert_all(table: &str, connectors: &[Connector]) {
+pub async fn insert_all(table: &str, connectors: &[Connector]) {
     let st = stack().await;
     for chunk in connectors.chunks(25) {
         let writes = chunk.iter().map(|c| {

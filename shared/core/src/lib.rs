@@ -6,6 +6,7 @@ pub mod emf;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod keys;
 pub mod limits;
 pub mod masking;
 pub mod model;

@@ -456,7 +456,8 @@ mod tests {
 pub enum SslMode {
     /// No TLS; a password may then go in clear (the test says so in a warning).
     Disable,
-    /// TLS when the server offers it, without certificate checks (libpq's default, and ours).
+    /// TLS when the server offers it, without certificate checks (libpq's default, and ours;
+    /// absent, a readable password still needs a verified certificate: see `given`).
     Prefer,
     /// TLS or fail, without certificate checks.
     Require,
@@ -486,10 +487,15 @@ impl SslMode {
     /// From a connector's config: absent is the default, anything unparsable too (create and
     /// update refuse it, so only a stored legacy value can be unparsable).
     pub fn of(config: &Map<String, Value>) -> SslMode {
+        Self::given(config).unwrap_or(SslMode::DEFAULT)
+    }
+
+    /// The mode the config sets, if it sets one. Absent differs from an explicit `prefer`: a
+    /// password the server could read then goes only over TLS verified for the host name.
+    pub fn given(config: &Map<String, Value>) -> Option<SslMode> {
         config
             .get("sslmode")
             .and_then(Value::as_str)
             .and_then(SslMode::parse)
-            .unwrap_or(SslMode::DEFAULT)
     }
 }

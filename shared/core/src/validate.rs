@@ -294,6 +294,13 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
                 .is_some_and(|b64| b64.len() == 43 && b64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
             (!ok).then(|| "must be an OpenSSH SHA-256 fingerprint (SHA256: and 43 base64 characters)".into())
         }
+        "serverPublicKey" if kind == ConnectorType::Mysql => {
+            let ok = value.as_str().is_some_and(|s| {
+                let s = s.trim();
+                s.starts_with("-----BEGIN PUBLIC KEY-----") && s.ends_with("-----END PUBLIC KEY-----")
+            });
+            (!ok).then(|| "must be the server's RSA public key as a PEM (BEGIN PUBLIC KEY)".into())
+        }
         "path" if kind == ConnectorType::Sftp => {
             (!is_non_empty_string(value)).then(|| "must be a non-empty string".into())
         }
@@ -419,9 +426,32 @@ pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<
             }
         }
     }
+    // A key's work factor is the tenant's choice: checked here, from its structure, unread.
+    let key_problem = match kind {
+        ConnectorType::Snowflake => auth
+            .get("privateKey")
+            .and_then(Value::as_str)
+            .and_then(|pem| crate::keys::check_pkcs8(pem).err()),
+        ConnectorType::Sftp => auth
+            .get("privateKey")
+            .and_then(Value::as_str)
+            .and_then(|pem| crate::keys::check_openssh(pem).err()),
+        _ => None,
+    };
+    if let Some(problem) = key_problem {
+        problems.push(FieldProblem::new("authConfig.privateKey", problem));
+    }
     if matches!(kind, ConnectorType::Bigquery | ConnectorType::Gcs) {
         if let Some(raw) = auth.get("serviceAccountKey") {
             let field = "authConfig.serviceAccountKey";
+            let pem = service_account_key(raw).and_then(|k| {
+                k.get("private_key")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            if let Some(problem) = pem.and_then(|pem| crate::keys::check_pkcs8(&pem).err()) {
+                problems.push(FieldProblem::new(format!("{field}.private_key"), problem));
+            }
             match service_account_key(raw) {
                 None => problems.push(FieldProblem::new(
                     field,
@@ -441,6 +471,30 @@ pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<
         }
     }
     problems
+}
+
+/// An SFTP config sent without `hostKeyFingerprint` keeps the stored pin (the first successful
+/// test stored it, trust on first use); an explicit null removes it (a move of the destination).
+pub fn carry_host_key_pin(
+    kind: ConnectorType,
+    stored: &Map<String, Value>,
+    next: &mut Map<String, Value>,
+) {
+    const PIN: &str = "hostKeyFingerprint";
+    if kind != ConnectorType::Sftp {
+        return;
+    }
+    match next.get(PIN) {
+        Some(Value::Null) => {
+            next.remove(PIN);
+        }
+        None => {
+            if let Some(pin) = stored.get(PIN) {
+                next.insert(PIN.into(), pin.clone());
+            }
+        }
+        Some(_) => {}
+    }
 }
 
 /// `arn:{partition}:iam::{12-digit account}:role/{path/name}`.

@@ -14,7 +14,8 @@ use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
 use crate::validate::{
-    check_auth_config, check_config, has_api_key, parse_create, parse_update, Change,
+    carry_host_key_pin, check_auth_config, check_config, has_api_key, parse_create, parse_update,
+    Change,
 };
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -114,7 +115,11 @@ where
         let config = match &patch.config {
             Change::Keep => current.config.clone(),
             Change::Clear => Map::new(),
-            Change::Set(c) => c.clone(),
+            Change::Set(c) => {
+                let mut c = c.clone();
+                carry_host_key_pin(kind, &current.config, &mut c);
+                c
+            }
         };
         let proposed = propose(
             &self.sealer,

@@ -27,6 +27,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The SFTP config field that pins the server's host key.
+const HOST_KEY_PIN: &str = "hostKeyFingerprint";
+
 /// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
 pub struct Tester<S, E> {
     pub store: S,
@@ -357,6 +360,15 @@ where
             };
             next.last_tested_at = Some(format_rfc3339(now));
             next.last_error = (d.code != ProbeCode::Ok).then(|| d.message.clone());
+            // Trust on first use, as known_hosts: the first successful test pins the host key it
+            // saw, in this same write; a stored pin is never replaced here.
+            if let (ProbeCode::Ok, ConnectorType::Sftp, Some(seen)) =
+                (d.code, next.kind, &d.host_key)
+            {
+                next.config
+                    .entry(HOST_KEY_PIN)
+                    .or_insert_with(|| Value::String(seen.clone()));
+            }
             next.breaker = Some(self.breaker.record(
                 &current.breaker.unwrap_or_default(),
                 outcome,

@@ -12,8 +12,8 @@ use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::{
-    check_auth_config, check_config, has_api_key, is_api_key_field, parse_update, Change,
-    ConnectorPatch,
+    carry_host_key_pin, check_auth_config, check_config, has_api_key, is_api_key_field,
+    parse_update, Change, ConnectorPatch,
 };
 use lambda_http::{Body, Request, Response};
 use serde_json::Map;
@@ -98,7 +98,10 @@ async fn apply<E: SecretSealer>(
     match &patch.config {
         Change::Keep => {}
         Change::Clear => next.config = Map::new(),
-        Change::Set(c) => next.config = c.clone(),
+        Change::Set(c) => {
+            next.config = c.clone();
+            carry_host_key_pin(next.kind, &current.config, &mut next.config);
+        }
     }
     if patch.touches_config() {
         let api_key = match &patch.auth_config {

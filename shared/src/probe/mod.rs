@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod http;
+pub mod kdf;
 pub mod net;
 pub mod oauth;
 pub mod report;
@@ -193,7 +194,11 @@ impl Prober {
                 format!("the probe did not finish within {} ms", budget.as_millis()),
             )),
         };
-        rec.finish(result)
+        let mut diagnostics = rec.finish(result);
+        if let Some(secret) = secret {
+            diagnostics.redact(secret);
+        }
+        diagnostics
     }
 
     /// Resolves through the guard and connects to a checked address: the only way a probe gets a
@@ -295,7 +300,7 @@ impl Prober {
                     user: user.unwrap_or_default(),
                     password: secret.and_then(|s| text(s, "password")),
                     database: text(config, "database").unwrap_or("postgres"),
-                    sslmode: crate::model::SslMode::of(config),
+                    sslmode: crate::model::SslMode::given(config),
                 };
                 wire::postgres::login(stream, &login, limit, rec).await
             }
@@ -310,7 +315,8 @@ impl Prober {
                     user: user.unwrap_or_default(),
                     password: secret.and_then(|s| text(s, "password")),
                     database: text(config, "database").unwrap_or_default(),
-                    sslmode: crate::model::SslMode::of(config),
+                    sslmode: crate::model::SslMode::given(config),
+                    server_public_key: text(config, "serverPublicKey"),
                 };
                 wire::mysql::login(stream, &login, limit, rec).await
             }

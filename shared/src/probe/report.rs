@@ -79,6 +79,10 @@ pub struct TlsReport {
     pub days_left: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<TlsReason>,
+    /// The chain and the host name verified, whatever `sslmode` asked (decides whether a
+    /// password the server could read may be sent; not shown).
+    #[serde(skip)]
+    pub verified: bool,
 }
 
 /// What the service says it is, where its protocol tells.
@@ -154,6 +158,9 @@ pub struct Diagnostics {
     pub server: Option<ServerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsReport>,
+    /// The SSH host key fingerprint the server showed (`SHA256:…`), for trust on first use.
+    #[serde(skip)]
+    pub host_key: Option<String>,
 }
 
 /// A failure that ends a probe.
@@ -170,6 +177,22 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// The peer does not speak `product`'s protocol.
+    pub fn mismatch(product: &str) -> Self {
+        Self::new(
+            ProbeCode::ProtocolMismatch,
+            format!("the service does not answer like {product}"),
+        )
+    }
+
+    /// The peer broke `product`'s protocol in a way worth naming.
+    pub fn mismatch_because(product: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(
+            ProbeCode::ProtocolMismatch,
+            format!("the service does not answer like {product}: {why}"),
+        )
+    }
 }
 
 /// Collects steps while a probe runs.
@@ -181,6 +204,7 @@ pub struct Recorder {
     warnings: Vec<String>,
     server: Option<ServerInfo>,
     tls: Option<TlsReport>,
+    host_key: Option<String>,
 }
 
 impl Default for Recorder {
@@ -192,6 +216,7 @@ impl Default for Recorder {
             warnings: Vec::new(),
             server: None,
             tls: None,
+            host_key: None,
         }
     }
 }
@@ -216,6 +241,16 @@ impl Recorder {
             self.warnings.push(w);
         }
         self.tls = Some(report);
+    }
+
+    /// The SSH host key fingerprint the server showed.
+    pub fn host_key(&mut self, fingerprint: &str) {
+        self.host_key = Some(fingerprint.to_string());
+    }
+
+    /// True when the recorded TLS handshake verified the chain and the host name.
+    pub fn tls_verified(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.verified)
     }
 
     /// True once a TLS report was recorded (a probe of several requests reports the first).
@@ -271,6 +306,7 @@ impl Recorder {
         });
     }
 
+    /// The report; every text in it is tidied (a server's text is the server's choice).
     pub fn finish(self, result: Result<String, Failure>) -> Diagnostics {
         let latency_ms = self.started.elapsed().as_millis() as u64;
         let (code, message) = match result {
@@ -279,14 +315,113 @@ impl Recorder {
         };
         Diagnostics {
             code,
-            message,
+            message: tidy(&message),
             depth: self.depth,
             latency_ms,
-            steps: self.steps,
-            warnings: self.warnings,
-            server: self.server,
+            steps: self
+                .steps
+                .into_iter()
+                .map(|s| Step {
+                    detail: tidy(&s.detail),
+                    ..s
+                })
+                .collect(),
+            warnings: self.warnings.iter().map(|w| tidy(w)).collect(),
+            server: self.server.map(|s| ServerInfo {
+                product: tidy(&s.product),
+                version: tidy(&s.version),
+            }),
             tls: self.tls,
+            host_key: self.host_key,
         }
+    }
+}
+
+/// The most characters a message, a step's detail or a warning keeps (`lastError` included).
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// A text fit to store and show: control characters removed, at most `MAX_MESSAGE_CHARS`
+/// characters (cut with `…`).
+pub fn tidy(text: &str) -> String {
+    let mut kept = text.chars().filter(|c| !c.is_control());
+    let mut out: String = kept.by_ref().take(MAX_MESSAGE_CHARS - 1).collect();
+    match (kept.next(), kept.next()) {
+        (None, _) => {}
+        (Some(last), None) => out.push(last),
+        (Some(_), Some(_)) => out.push('…'),
+    }
+    out
+}
+
+impl Diagnostics {
+    /// Replaces every credential value that a text names (ours, or a server echoing it back,
+    /// as PostgreSQL quotes `user "svc_…"`) with its masked form, as `authConfig` is shown.
+    pub fn redact(&mut self, secret: &serde_json::Map<String, serde_json::Value>) {
+        let mut values = Vec::new();
+        collect_strings(secret, &mut values);
+        // Longest first, so a value inside another is not masked half-way.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let texts = std::iter::once(&mut self.message)
+            .chain(self.steps.iter_mut().map(|s| &mut s.detail))
+            .chain(self.warnings.iter_mut());
+        for text in texts {
+            for v in &values {
+                if text.contains(*v) {
+                    *text = text.replace(*v, &crate::masking::mask_str(v));
+                }
+            }
+        }
+    }
+}
+
+/// The string leaves of a secret worth masking in text (three characters or more).
+fn collect_strings<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<&'a str>,
+) {
+    for v in map.values() {
+        match v {
+            serde_json::Value::String(s) if s.chars().count() >= 3 => out.push(s),
+            serde_json::Value::Object(m) => collect_strings(m, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod texts {
+    use super::*;
+
+    #[test]
+    fn texts_are_cut_and_cleaned() {
+        assert_eq!(tidy("fine"), "fine");
+        assert_eq!(tidy("a\u{0}b\r\nc\u{1b}[31m"), "abc[31m");
+        let long = "é".repeat(5000);
+        let cut = tidy(&long);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(
+            tidy(&"x".repeat(MAX_MESSAGE_CHARS)).chars().count(),
+            MAX_MESSAGE_CHARS
+        );
+        assert!(!tidy(&"x".repeat(MAX_MESSAGE_CHARS)).ends_with('…'));
+    }
+
+    #[test]
+    fn credential_values_in_texts_are_masked() {
+        let mut rec = Recorder::default();
+        rec.record(StepName::Auth, true, 1, "user svc_kaireon accepted");
+        let mut d = rec.finish(Err(Failure::new(
+            ProbeCode::AuthFailed,
+            "password authentication failed for user \"svc_kaireon\"",
+        )));
+        let secret = serde_json::json!({"username": "svc_kaireon", "password": "pw"});
+        d.redact(secret.as_object().unwrap());
+        assert_eq!(
+            d.message,
+            "password authentication failed for user \"sv***on\""
+        );
+        assert_eq!(d.steps[0].detail, "user sv***on accepted");
     }
 }
 

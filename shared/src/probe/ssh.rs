@@ -5,8 +5,8 @@
 //! of `config.path` (default `.`) with the SFTP v3 messages written here (INIT, STAT).
 
 use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
-use super::wire::{receive, send};
-use bytes::BytesMut;
+use super::wire::frame::{FrameReader, Framing};
+use super::wire::send;
 use russh::client::{self, AuthResult};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::sync::{Arc, Mutex};
@@ -66,6 +66,12 @@ pub async fn login(
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
+    // The key is opened first: a bad one (or one over the KDF cap) ends the probe before any
+    // network exchange.
+    let key = match login.private_key {
+        Some(pem) => Some(super::kdf::ssh_key(pem, login.passphrase).await?),
+        None => None,
+    };
     let seen = Arc::new(Mutex::new(None));
     let handler = HostKey {
         pinned: login.pinned.map(str::to_string),
@@ -110,8 +116,9 @@ pub async fn login(
         format!("SSH host key {fingerprint}"),
     );
     rec.server("SSH", &fingerprint);
+    rec.host_key(&fingerprint);
     let started = Instant::now();
-    let auth = authenticate(&mut session, login, limit).await;
+    let auth = authenticate(&mut session, login, key, limit).await;
     let ms = started.elapsed().as_millis() as u64;
     match &auth {
         Ok(method) => {
@@ -159,6 +166,7 @@ pub async fn login(
 async fn authenticate(
     session: &mut client::Handle<HostKey>,
     login: &Login<'_>,
+    key: Option<russh::keys::PrivateKey>,
     limit: Duration,
 ) -> Result<&'static str, Failure> {
     let within =
@@ -169,14 +177,8 @@ async fn authenticate(
             format!("SSH authentication failed: {e}"),
         )
     };
-    let (result, method) = match (login.private_key, login.password) {
-        (Some(pem), _) => {
-            let key = russh::keys::decode_secret_key(pem, login.passphrase).map_err(|_| {
-                failure(
-                    ProbeCode::InvalidConfig,
-                    "authConfig.privateKey is not an OpenSSH private key (or the passphrase is wrong)",
-                )
-            })?;
+    let (result, method) = match (key, login.password) {
+        (Some(key), _) => {
             let hash = tokio::time::timeout(limit, session.best_supported_rsa_hash())
                 .await
                 .ok()
@@ -288,8 +290,8 @@ async fn stat(
         limit,
     )
     .await?;
-    let mut buf = BytesMut::new();
-    let (kind, _) = read_sftp(&mut stream, &mut buf, limit).await?;
+    let mut frames = FrameReader::default();
+    let (kind, _) = read_sftp(&mut stream, &mut frames, limit).await?;
     if kind != SSH_FXP_VERSION {
         return Err(failure(
             ProbeCode::ProtocolMismatch,
@@ -297,31 +299,29 @@ async fn stat(
         ));
     }
     send(&mut stream, &stat_request(path), limit).await?;
-    let (kind, payload) = read_sftp(&mut stream, &mut buf, limit).await?;
+    let (kind, payload) = read_sftp(&mut stream, &mut frames, limit).await?;
     stat_outcome(kind, &payload, path)
 }
 
+/// SFTP packets: a 4-byte big-endian length, then the type. The answers to INIT and STAT are a
+/// few hundred bytes; 256 KiB is generous.
+const SFTP_FRAMING: Framing = Framing {
+    product: "an SFTP server",
+    header: 5,
+    length: |h| {
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        (len > 0).then(|| len + 4)
+    },
+    cap: 256 << 10,
+};
+
 async fn read_sftp<S: super::wire::Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     limit: Duration,
 ) -> Result<(u8, Vec<u8>), Failure> {
-    loop {
-        if buf.len() >= 5 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len == 0 || len > 1 << 20 {
-                return Err(failure(
-                    ProbeCode::ProtocolMismatch,
-                    "the SFTP server answered out of protocol",
-                ));
-            }
-            if buf.len() >= 4 + len {
-                let whole = buf.split_to(4 + len);
-                return Ok((whole[4], whole[5..].to_vec()));
-            }
-        }
-        receive(stream, buf, limit).await?;
-    }
+    let whole = frames.next(stream, &SFTP_FRAMING, limit).await?;
+    Ok((whole[4], whole[5..].to_vec()))
 }
 
 #[cfg(test)]

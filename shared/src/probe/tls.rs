@@ -85,6 +85,7 @@ pub fn http_config() -> Result<ClientConfig, String> {
             inner: webpki,
             verify: Verify::Full,
             seen: None,
+            verified: None,
         }));
     Ok(config)
 }
@@ -126,9 +127,10 @@ fn base() -> Result<Base, String> {
 
 /// A configuration for one handshake: the verification `verify` asks for, and the slot where the
 /// server's certificate lands (also when it is refused, for the report).
-fn config(verify: Verify) -> Result<(Arc<ClientConfig>, Seen), String> {
+fn config(verify: Verify) -> Result<(Arc<ClientConfig>, Seen, Verified), String> {
     let (base, webpki) = base()?;
     let seen = Arc::new(Mutex::new(None));
+    let verified = Verified::default();
     let mut config = (*base).clone();
     config
         .dangerous()
@@ -136,9 +138,13 @@ fn config(verify: Verify) -> Result<(Arc<ClientConfig>, Seen), String> {
             inner: webpki,
             verify,
             seen: Some(seen.clone()),
+            verified: Some(verified.clone()),
         }));
-    Ok((Arc::new(config), seen))
+    Ok((Arc::new(config), seen, verified))
 }
+
+/// Where a handshake notes whether the chain and the host name verified in full.
+type Verified = Arc<std::sync::atomic::AtomicBool>;
 
 /// The web-PKI verifier at the level `verify` asks for (libpq's lenient modes check nothing, or
 /// the chain without the name), keeping the server's certificate for the report when there is a
@@ -148,6 +154,7 @@ struct Recording {
     inner: Arc<WebPkiServerVerifier>,
     verify: Verify,
     seen: Option<Seen>,
+    verified: Option<Verified>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -162,12 +169,15 @@ impl ServerCertVerifier for Recording {
         if let Some(Ok(mut seen)) = self.seen.as_ref().map(|s| s.lock()) {
             *seen = Some(end_entity.to_vec());
         }
-        if self.verify == Verify::Encrypt {
-            return Ok(ServerCertVerified::assertion());
-        }
         let verified =
             self.inner
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if let Some(slot) = &self.verified {
+            slot.store(verified.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.verify == Verify::Encrypt {
+            return Ok(ServerCertVerified::assertion());
+        }
         match verified {
             // webpki checks the chain first, then the name: a name error means the chain was good.
             Err(rustls::Error::InvalidCertificate(
@@ -307,7 +317,8 @@ pub async fn connect(
         };
         (Failure::new(ProbeCode::TlsFailed, message), report)
     };
-    let (config, seen) = config(verify).map_err(|m| failed(m, TlsReason::Handshake, None))?;
+    let (config, seen, verified) =
+        config(verify).map_err(|m| failed(m, TlsReason::Handshake, None))?;
     let taken = || seen.lock().ok().and_then(|mut s| s.take());
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         failed(
@@ -344,7 +355,8 @@ pub async fn connect(
         .protocol_version()
         .and_then(|v| v.as_str())
         .map(|v| v.replace('_', "."));
-    let report = report_of(taken().as_deref(), version, None);
+    let mut report = report_of(taken().as_deref(), version, None);
+    report.verified = verified.load(std::sync::atomic::Ordering::Relaxed);
     Ok((tls, report))
 }
 

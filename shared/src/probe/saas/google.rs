@@ -8,7 +8,7 @@
 //! vendor host check blocks a stored legacy value). 400 `invalid_grant` / 401 → `auth_failed`,
 //! 403 → `permission_denied`, 404 → `not_found`.
 
-use super::signing_key::{unix_now, SigningKey};
+use super::signing_key::unix_now;
 use super::{field, form, path_segment, Answer, Api};
 use crate::model::ConnectorType;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
@@ -98,12 +98,9 @@ pub async fn login(
             "serviceAccountKey.token_uri is not a URL",
         )
     })?;
-    let signer = SigningKey::from_pem(pem, None).map_err(|e| {
-        Failure::new(
-            ProbeCode::InvalidConfig,
-            format!("authConfig.serviceAccountKey.private_key: {e}"),
-        )
-    })?;
+    let signer =
+        crate::probe::kdf::signing_key("authConfig.serviceAccountKey.private_key", pem, None)
+            .await?;
     let now = unix_now();
     let assertion = signer
         .sign(

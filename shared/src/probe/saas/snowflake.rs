@@ -9,7 +9,7 @@
 //! 390201 (database / warehouse does not exist or not authorized) → `not_found`;
 //! 390189 / 390186 (role does not exist / is not granted) → `permission_denied`.
 
-use super::signing_key::{unix_now, SigningKey};
+use super::signing_key::unix_now;
 use super::{field, json_body, Api};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
@@ -74,12 +74,12 @@ pub async fn login(
     });
     let method = match (private_key, password) {
         (Some(pem), _) => {
-            let key = SigningKey::from_pem(pem, field(secret, "passphrase")).map_err(|e| {
-                Failure::new(
-                    ProbeCode::InvalidConfig,
-                    format!("authConfig.privateKey: {e}"),
-                )
-            })?;
+            let key = crate::probe::kdf::signing_key(
+                "authConfig.privateKey",
+                pem,
+                field(secret, "passphrase"),
+            )
+            .await?;
             let subject = format!("{name}.{}", user.to_ascii_uppercase());
             let now = unix_now();
             let claims = Claims {

@@ -88,9 +88,19 @@ pub fn encode(doc: &Doc) -> Vec<u8> {
     out
 }
 
-/// Decodes one document from the start of `bytes`; None when malformed.
+/// Nesting a reply may have: a server's document nested a million deep must not overflow the stack.
+const MAX_DEPTH: usize = 16;
+
+/// Decodes one document from the start of `bytes`; None when malformed or nested too deep.
 pub fn decode(bytes: &[u8]) -> Option<Doc> {
-    let len = i32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    decode_nested(bytes, 0)
+}
+
+fn decode_nested(bytes: &[u8], depth: usize) -> Option<Doc> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let len = usize::try_from(i32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?)).ok()?;
     let body = bytes.get(4..len.checked_sub(1)?)?;
     let mut doc = Vec::new();
     let mut i = 0;
@@ -108,13 +118,13 @@ pub fn decode(bytes: &[u8]) -> Option<Doc> {
                 8,
             ),
             0x02 => {
-                let n = i32_at(i)? as usize;
+                let n = usize::try_from(i32_at(i)?).ok()?;
                 let s = body.get(i + 4..i + 4 + n.checked_sub(1)?)?;
                 (Bson::Str(String::from_utf8_lossy(s).into_owned()), 4 + n)
             }
             0x03 | 0x04 => {
-                let n = i32_at(i)? as usize;
-                let inner = decode(body.get(i..i + n)?)?;
+                let n = usize::try_from(i32_at(i)?).ok()?;
+                let inner = decode_nested(body.get(i..i + n)?, depth + 1)?;
                 let value = if kind == 0x03 {
                     Bson::Doc(inner)
                 } else {
@@ -123,7 +133,7 @@ pub fn decode(bytes: &[u8]) -> Option<Doc> {
                 (value, n)
             }
             0x05 => {
-                let n = i32_at(i)? as usize;
+                let n = usize::try_from(i32_at(i)?).ok()?;
                 (Bson::Binary(body.get(i + 5..i + 5 + n)?.to_vec()), 5 + n)
             }
             0x07 => (Bson::Other, 12),
@@ -153,6 +163,33 @@ pub fn decode(bytes: &[u8]) -> Option<Doc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_nested_too_deep_or_with_negative_lengths_is_refused_without_a_panic() {
+        let nest = |depth: usize| {
+            let mut doc: Doc = vec![("ok".into(), Bson::Double(1.0))];
+            for _ in 0..depth {
+                doc = vec![("a".into(), Bson::Doc(doc))];
+            }
+            encode(&doc)
+        };
+        assert!(decode(&nest(MAX_DEPTH)).is_some());
+        assert!(decode(&nest(MAX_DEPTH + 1)).is_none());
+        // Deep nesting written byte by byte (a nested `Doc` would overflow the test's own stack).
+        let mut deep = nest(0);
+        for _ in 0..3000 {
+            let mut outer = ((deep.len() + 8) as i32).to_le_bytes().to_vec();
+            outer.extend_from_slice(b"\x03a\x00");
+            outer.extend_from_slice(&deep);
+            outer.push(0);
+            deep = outer;
+        }
+        assert!(decode(&deep).is_none(), "no stack overflow");
+        // A string whose length says -1 (4 GiB as unsigned).
+        let mut doc = b"\x10\x00\x00\x00\x02s\x00\xff\xff\xff\xffx\x00\x00".to_vec();
+        doc[0] = doc.len() as u8;
+        assert!(decode(&doc).is_none());
+    }
 
     #[test]
     fn round_trip() {

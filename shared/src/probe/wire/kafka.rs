@@ -3,11 +3,11 @@
 //! SCRAM-SHA-256/512, then Metadata (v1) for `config.topic` (or for no topic: the cluster answers).
 //! Only non-flexible request versions are used, so every message is the classic encoding.
 
+use super::frame::{FrameReader, Framing};
 use super::scram::{Hash, Scram};
-use super::{receive, send, Io};
+use super::{send, Io};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls::{self, Verify};
-use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -104,6 +104,9 @@ fn string(out: &mut Vec<u8>, s: &str) {
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.0.len()
+    }
     fn take(&mut self, n: usize) -> Result<&[u8], Failure> {
         if self.0.len() < n {
             return Err(mismatch());
@@ -141,16 +144,25 @@ impl Reader<'_> {
 }
 
 fn mismatch() -> Failure {
-    Failure::new(
-        ProbeCode::ProtocolMismatch,
-        "the service does not answer like a Kafka broker",
-    )
+    Failure::mismatch(FRAMING.product)
 }
+
+/// Responses: a 4-byte big-endian size, then the correlation id. A probe's Metadata names one
+/// topic (or none), so 4 MiB leaves room for clusters with many brokers.
+const FRAMING: Framing = Framing {
+    product: "a Kafka broker",
+    header: 4,
+    length: |h| {
+        let len = i32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        (len >= 4).then(|| len as usize + 4)
+    },
+    cap: 4 << 20,
+};
 
 /// Sends a request and reads its response body (after the correlation id, which must match).
 async fn call<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     correlation: &mut i32,
     api_key: i16,
     version: i16,
@@ -164,23 +176,12 @@ async fn call<S: Io + ?Sized>(
         limit,
     )
     .await?;
-    loop {
-        if buf.len() >= 4 {
-            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            if !(4..=16 * 1024 * 1024).contains(&len) {
-                return Err(mismatch());
-            }
-            if buf.len() >= 4 + len as usize {
-                let whole = buf.split_to(4 + len as usize);
-                let got = i32::from_be_bytes([whole[4], whole[5], whole[6], whole[7]]);
-                if got != *correlation {
-                    return Err(mismatch());
-                }
-                return Ok(whole[8..].to_vec());
-            }
-        }
-        receive(stream, buf, limit).await?;
+    let whole = frames.next(stream, &FRAMING, limit).await?;
+    let got = i32::from_be_bytes([whole[4], whole[5], whole[6], whole[7]]);
+    if got != *correlation {
+        return Err(mismatch());
     }
+    Ok(whole[8..].to_vec())
 }
 
 /// Connects (TLS when the security protocol says so), logs in and asks for metadata.
@@ -205,12 +206,12 @@ async fn session<S: Io + ?Sized>(
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let mut buf = BytesMut::new();
+    let mut frames = FrameReader::default();
     let mut correlation = 0;
     let started = Instant::now();
     let versions = call(
         stream,
-        &mut buf,
+        &mut frames,
         &mut correlation,
         API_VERSIONS,
         0,
@@ -243,7 +244,7 @@ async fn session<S: Io + ?Sized>(
         let started = Instant::now();
         let result = authenticate(
             stream,
-            &mut buf,
+            &mut frames,
             &mut correlation,
             login.mechanism,
             user,
@@ -270,7 +271,7 @@ async fn session<S: Io + ?Sized>(
         result?;
     }
     let started = Instant::now();
-    let outcome = metadata(stream, &mut buf, &mut correlation, login.topic, limit).await;
+    let outcome = metadata(stream, &mut frames, &mut correlation, login.topic, limit).await;
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(detail) => {
@@ -294,7 +295,7 @@ async fn session<S: Io + ?Sized>(
 /// SaslHandshake v1, then SaslAuthenticate v0 rounds.
 async fn authenticate<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     correlation: &mut i32,
     mechanism: Mechanism,
     user: &str,
@@ -303,14 +304,20 @@ async fn authenticate<S: Io + ?Sized>(
 ) -> Result<(), Failure> {
     let mut body = Vec::new();
     string(&mut body, mechanism.name());
-    let answer = call(stream, buf, correlation, SASL_HANDSHAKE, 1, &body, limit).await?;
+    let answer = call(stream, frames, correlation, SASL_HANDSHAKE, 1, &body, limit).await?;
     let mut r = Reader(&answer);
     let error = r.i16()?;
     if error == 33 {
-        let count = r.i32()?.max(0);
-        let offered: Vec<String> = (0..count)
-            .filter_map(|_| r.string().ok().flatten())
-            .collect();
+        // The count is the peer's: each name takes at least its 2-byte length, so no more can
+        // stand in what remains, and the first one that does not parse ends the list.
+        let count = (r.i32()?.max(0) as usize).min(r.remaining() / 2).min(16);
+        let mut offered: Vec<String> = Vec::new();
+        for _ in 0..count {
+            match r.string() {
+                Ok(Some(name)) => offered.push(name),
+                _ => break,
+            }
+        }
         return Err(Failure::new(
             ProbeCode::AuthUnsupported,
             format!(
@@ -333,7 +340,7 @@ async fn authenticate<S: Io + ?Sized>(
             token.extend_from_slice(user.as_bytes());
             token.push(0);
             token.extend_from_slice(password.as_bytes());
-            sasl_authenticate(stream, buf, correlation, &token, limit).await?;
+            sasl_authenticate(stream, frames, correlation, &token, limit).await?;
         }
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
             let hash = if mechanism == Mechanism::ScramSha256 {
@@ -344,7 +351,7 @@ async fn authenticate<S: Io + ?Sized>(
             let mut scram = Scram::new(hash, user, password.as_bytes())?;
             let first = sasl_authenticate(
                 stream,
-                buf,
+                frames,
                 correlation,
                 scram.client_first().as_bytes(),
                 limit,
@@ -352,7 +359,7 @@ async fn authenticate<S: Io + ?Sized>(
             .await?;
             let last = scram.client_final(&String::from_utf8_lossy(&first))?;
             let server_final =
-                sasl_authenticate(stream, buf, correlation, last.as_bytes(), limit).await?;
+                sasl_authenticate(stream, frames, correlation, last.as_bytes(), limit).await?;
             scram.verify_server(&String::from_utf8_lossy(&server_final))?;
         }
     }
@@ -362,7 +369,7 @@ async fn authenticate<S: Io + ?Sized>(
 /// One SaslAuthenticate v0 round: the server's bytes, or the refusal.
 async fn sasl_authenticate<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     correlation: &mut i32,
     token: &[u8],
     limit: Duration,
@@ -373,7 +380,7 @@ async fn sasl_authenticate<S: Io + ?Sized>(
     let answer = Zeroizing::new(body);
     let response = call(
         stream,
-        buf,
+        frames,
         correlation,
         SASL_AUTHENTICATE,
         0,
@@ -400,7 +407,7 @@ async fn sasl_authenticate<S: Io + ?Sized>(
 /// Metadata v1 for the topic (or for none): its error code decides.
 async fn metadata<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     correlation: &mut i32,
     topic: Option<&str>,
     limit: Duration,
@@ -413,7 +420,7 @@ async fn metadata<S: Io + ?Sized>(
         }
         None => body.extend_from_slice(&0i32.to_be_bytes()),
     }
-    let response = call(stream, buf, correlation, METADATA, 1, &body, limit).await?;
+    let response = call(stream, frames, correlation, METADATA, 1, &body, limit).await?;
     let mut r = Reader(&response);
     let brokers = r.i32()?.max(0);
     for _ in 0..brokers {

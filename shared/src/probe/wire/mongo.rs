@@ -4,11 +4,11 @@
 //! on the database. MongoDB lists a missing database as empty, so there is no `not_found` here.
 
 use super::bson::{self, get, Bson, Doc};
+use super::frame::{FrameReader, Framing};
 use super::scram::{Hash, Scram};
-use super::{receive, send, Io};
+use super::{send, Io};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls::{self, Verify};
-use bytes::BytesMut;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -86,42 +86,40 @@ pub fn op_msg(request_id: i32, doc: &Doc) -> Vec<u8> {
 }
 
 fn mismatch() -> Failure {
-    Failure::new(
-        ProbeCode::ProtocolMismatch,
-        "the service does not answer like MongoDB",
-    )
+    Failure::mismatch(FRAMING.product)
 }
 
 /// Runs one command and returns its reply document.
 async fn command<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     request_id: &mut i32,
     doc: &Doc,
     limit: Duration,
 ) -> Result<Doc, Failure> {
     *request_id += 1;
     send(stream, &op_msg(*request_id, doc), limit).await?;
-    loop {
-        if buf.len() >= 16 {
-            let len = i32::from_le_bytes(buf[0..4].try_into().map_err(|_| mismatch())?) as usize;
-            if !(21..=48 * 1024 * 1024).contains(&len) {
-                return Err(mismatch());
-            }
-            if buf.len() >= len {
-                let whole = buf.split_to(len);
-                let response_to =
-                    i32::from_le_bytes(whole[8..12].try_into().map_err(|_| mismatch())?);
-                let opcode = i32::from_le_bytes(whole[12..16].try_into().map_err(|_| mismatch())?);
-                if opcode != 2013 || response_to != *request_id || whole[20] != 0 {
-                    return Err(mismatch());
-                }
-                return bson::decode(&whole[21..]).ok_or_else(mismatch);
-            }
-        }
-        receive(stream, buf, limit).await?;
+    let whole = frames.next(stream, &FRAMING, limit).await?;
+    let response_to = i32::from_le_bytes([whole[8], whole[9], whole[10], whole[11]]);
+    let opcode = i32::from_le_bytes([whole[12], whole[13], whole[14], whole[15]]);
+    if opcode != 2013 || response_to != *request_id || whole[20] != 0 {
+        return Err(mismatch());
     }
+    bson::decode(&whole[21..]).ok_or_else(mismatch)
 }
+
+/// OP_MSG replies: a little-endian length that counts itself, a 16-byte header, flags and a
+/// kind-0 section. MongoDB allows 48 MB; the replies a probe asks for (hello, SASL,
+/// listCollections by name) are small, so 4 MiB keeps 16 hostile probes in a function's memory.
+const FRAMING: Framing = Framing {
+    product: "MongoDB",
+    header: 21,
+    length: |h| {
+        let len = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        (len >= 21).then_some(len as usize)
+    },
+    cap: 4 << 20,
+};
 
 fn ok(reply: &Doc) -> bool {
     get(reply, "ok").and_then(Bson::number) == Some(1.0)
@@ -175,7 +173,7 @@ async fn session<S: Io + ?Sized>(
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let mut buf = BytesMut::new();
+    let mut frames = FrameReader::default();
     let mut id = 0;
     let started = Instant::now();
     let mut hello: Doc = vec![("hello".into(), Bson::Int32(1))];
@@ -186,7 +184,7 @@ async fn session<S: Io + ?Sized>(
         ));
     }
     hello.push(("$db".into(), s("admin")));
-    let reply = command(stream, &mut buf, &mut id, &hello, limit).await?;
+    let reply = command(stream, &mut frames, &mut id, &hello, limit).await?;
     if !ok(&reply) {
         return Err(mismatch());
     }
@@ -228,7 +226,14 @@ async fn session<S: Io + ?Sized>(
         "SCRAM-SHA-256"
     };
     let auth = scram(
-        stream, &mut buf, &mut id, settings, user, password, sha1_only, limit,
+        stream,
+        &mut frames,
+        &mut id,
+        settings,
+        user,
+        password,
+        sha1_only,
+        limit,
     )
     .await;
     let ms = started.elapsed().as_millis() as u64;
@@ -254,7 +259,7 @@ async fn session<S: Io + ?Sized>(
         ("nameOnly".into(), Bson::Bool(true)),
         ("$db".into(), s(&settings.database)),
     ];
-    let reply = command(stream, &mut buf, &mut id, &list, limit).await?;
+    let reply = command(stream, &mut frames, &mut id, &list, limit).await?;
     let ms = started.elapsed().as_millis() as u64;
     if !ok(&reply) {
         let failure = refused(&reply, "listCollections");
@@ -278,7 +283,7 @@ async fn session<S: Io + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 async fn scram<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     id: &mut i32,
     settings: &Settings,
     user: &str,
@@ -311,7 +316,7 @@ async fn scram<S: Io + ?Sized>(
         ),
         ("$db".into(), s(&settings.auth_source)),
     ];
-    let reply = command(stream, buf, id, &start, limit).await?;
+    let reply = command(stream, frames, id, &start, limit).await?;
     if !ok(&reply) {
         return Err(refused(&reply, "saslStart"));
     }
@@ -329,7 +334,7 @@ async fn scram<S: Io + ?Sized>(
         ("payload".into(), Bson::Binary(last.into_bytes())),
         ("$db".into(), s(&settings.auth_source)),
     ];
-    let reply = command(stream, buf, id, &cont, limit).await?;
+    let reply = command(stream, frames, id, &cont, limit).await?;
     if !ok(&reply) {
         return Err(refused(&reply, "saslContinue"));
     }
@@ -342,7 +347,7 @@ async fn scram<S: Io + ?Sized>(
             ("payload".into(), Bson::Binary(Vec::new())),
             ("$db".into(), s(&settings.auth_source)),
         ];
-        let reply = command(stream, buf, id, &empty, limit).await?;
+        let reply = command(stream, frames, id, &empty, limit).await?;
         if !ok(&reply) {
             return Err(refused(&reply, "saslContinue"));
         }

@@ -4,12 +4,12 @@
 //! public-key exchange without it), following AuthSwitchRequest. OK means the database is open.
 //! Then COM_QUIT.
 
-use super::{receive, send, Io};
+use super::frame::{FrameReader, Framing};
+use super::{may_reveal, send, warn_unverified, Channel, Io};
 use crate::model::SslMode;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls;
 use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
-use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -20,7 +20,11 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: Option<&'a str>,
     pub database: &'a str,
-    pub sslmode: SslMode,
+    /// `config.sslmode` as given (see `postgres::Login::sslmode`).
+    pub sslmode: Option<SslMode>,
+    /// `config.serverPublicKey`: the server's RSA key (PEM) to encrypt the password to without
+    /// TLS; without it, the key a server sends is not trusted.
+    pub server_public_key: Option<&'a str>,
 }
 
 const CLIENT_LONG_PASSWORD: u32 = 0x1;
@@ -213,30 +217,33 @@ pub fn classify(code: u16, text: &str) -> Failure {
     Failure::new(probe_code, format!("MySQL refused ({code}): {text}"))
 }
 
+/// caching_sha2_password's full authentication, where the server reads the password.
+const FULL_AUTH: &str = "caching_sha2_password full authentication";
+
+/// Packets: a 3-byte little-endian length and a sequence number. Nothing a login meets comes near
+/// 1 MiB; an error's text is cut to a message's length later.
+const FRAMING: Framing = Framing {
+    product: "MySQL",
+    header: 4,
+    length: |h| Some(u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize + 4),
+    cap: 1 << 20,
+};
+
+/// Packets a login may take (auth switches and more-data rounds included).
+const MAX_PACKETS: usize = 32;
+
 /// Reads one whole packet: (sequence, payload).
 async fn read_packet<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     limit: Duration,
 ) -> Result<(u8, Vec<u8>), Failure> {
-    loop {
-        if buf.len() >= 4 {
-            let len = u32::from_le_bytes([buf[0], buf[1], buf[2], 0]) as usize;
-            if buf.len() >= 4 + len {
-                let seq = buf[3];
-                let whole = buf.split_to(4 + len);
-                return Ok((seq, whole[4..].to_vec()));
-            }
-        }
-        receive(stream, buf, limit).await?;
-    }
+    let whole = frames.next(stream, &FRAMING, limit).await?;
+    Ok((whole[3], whole[4..].to_vec()))
 }
 
 fn mismatch() -> Failure {
-    Failure::new(
-        ProbeCode::ProtocolMismatch,
-        "the service does not answer like MySQL",
-    )
+    Failure::mismatch(FRAMING.product)
 }
 
 /// Logs in on a connected (guarded) socket; `limit` bounds each exchange.
@@ -246,8 +253,8 @@ pub async fn login(
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let mut buf = BytesMut::new();
-    let (_, first) = read_packet(&mut stream, &mut buf, limit).await?;
+    let mut frames = FrameReader::default();
+    let (_, first) = read_packet(&mut stream, &mut frames, limit).await?;
     if first.first() == Some(&0xff) {
         let (code, text) = parse_error(&first);
         return Err(classify(code, &text));
@@ -265,23 +272,34 @@ pub async fn login(
     };
     rec.server(product, &greeting.server_version);
     let offers_tls = greeting.capabilities & CLIENT_SSL != 0;
-    match (login.sslmode, offers_tls) {
+    match (login.sslmode.unwrap_or(SslMode::DEFAULT), offers_tls) {
         (SslMode::Disable, _) => {
             rec.warn("sslmode is disable: the connection to MySQL is not encrypted");
-            authenticate(&mut stream, buf, &greeting, login, false, 1, limit, rec).await
+            authenticate(
+                &mut stream,
+                frames,
+                &greeting,
+                login,
+                Channel::Plain,
+                1,
+                limit,
+                rec,
+            )
+            .await
         }
         (_, true) => {
             let started = Instant::now();
             send(&mut stream, &packet(1, &head(client_flags(true))), limit).await?;
-            let verify = tls::verify_for(login.sslmode);
+            let verify = tls::verify_for(login.sslmode.unwrap_or(SslMode::DEFAULT));
             let mut tls_stream =
                 tls::handshake(stream, login.host, verify, limit, started, rec).await?;
+            warn_unverified(login.sslmode, rec);
             authenticate(
                 &mut tls_stream,
-                BytesMut::new(),
+                FrameReader::default(),
                 &greeting,
                 login,
-                true,
+                Channel::after_tls(rec),
                 2,
                 limit,
                 rec,
@@ -290,7 +308,17 @@ pub async fn login(
         }
         (SslMode::Prefer, false) => {
             rec.warn("the server offers no TLS: the connection to MySQL is not encrypted");
-            authenticate(&mut stream, buf, &greeting, login, false, 1, limit, rec).await
+            authenticate(
+                &mut stream,
+                frames,
+                &greeting,
+                login,
+                Channel::Plain,
+                1,
+                limit,
+                rec,
+            )
+            .await
         }
         (mode, false) => Err(Failure::new(
             ProbeCode::TlsFailed,
@@ -303,10 +331,10 @@ pub async fn login(
 #[allow(clippy::too_many_arguments)]
 async fn authenticate<S: Io + ?Sized>(
     stream: &mut S,
-    mut buf: BytesMut,
+    mut frames: FrameReader,
     greeting: &Greeting,
     login: &Login<'_>,
-    encrypted: bool,
+    channel: Channel,
     mut seq: u8,
     limit: Duration,
     rec: &mut Recorder,
@@ -315,15 +343,19 @@ async fn authenticate<S: Io + ?Sized>(
     let password = Zeroizing::new(login.password.unwrap_or_default().to_string());
     let mut plugin = greeting.plugin.clone();
     let mut scramble = greeting.scramble.clone();
+    let mut requested_key = false;
     let first = auth_response(&plugin, &password, &scramble).unwrap_or_default();
     send(
         stream,
-        &packet(seq, &handshake_response(login, encrypted, &plugin, &first)),
+        &packet(
+            seq,
+            &handshake_response(login, channel != Channel::Plain, &plugin, &first),
+        ),
         limit,
     )
     .await?;
-    loop {
-        let (got, payload) = read_packet(stream, &mut buf, limit).await?;
+    for _ in 0..MAX_PACKETS {
+        let (got, payload) = read_packet(stream, &mut frames, limit).await?;
         seq = got.wrapping_add(1);
         match payload.first() {
             Some(0x00) => {
@@ -386,16 +418,38 @@ async fn authenticate<S: Io + ?Sized>(
             // AuthMoreData of caching_sha2_password.
             Some(0x01) if plugin == SHA2 => match payload.get(1) {
                 Some(0x03) => {} // fast path accepted; OK follows
-                Some(0x04) if encrypted => {
+                Some(0x04) if channel != Channel::Plain => {
+                    may_reveal(login.sslmode, channel, FULL_AUTH, rec)?;
                     let mut clear = Zeroizing::new(password.as_bytes().to_vec());
                     clear.push(0);
                     send(stream, &packet(seq, &clear), limit).await?;
                 }
-                Some(0x04) => {
-                    // Full authentication without TLS: ask for the server's RSA key.
+                // Full authentication without TLS: the password encrypted to the pinned key.
+                Some(0x04) if login.server_public_key.is_some() => {
+                    let pem = login.server_public_key.unwrap_or_default().as_bytes();
+                    let sealed = rsa_seal(pem, &password, &scramble)?;
+                    send(stream, &packet(seq, &sealed), limit).await?;
+                }
+                // Or to the key the server sends, which whoever answers could: only when the
+                // user accepted an unencrypted connection (libmysqlclient refuses by default).
+                Some(0x04) if login.sslmode == Some(SslMode::Disable) => {
+                    requested_key = true;
+                    rec.warn("the password was encrypted to an RSA key the server sent, which was not verified (sslmode is disable; set config.serverPublicKey to pin it)");
                     send(stream, &packet(seq, &[0x02]), limit).await?;
                 }
-                Some(b'-') => {
+                Some(0x04) => {
+                    return Err(Failure::new(
+                        ProbeCode::AuthUnsupported,
+                        format!(
+                            "the server asks for {FULL_AUTH} without TLS; the password would be encrypted to an \
+                             RSA key the server sends, which whoever answers could send: it was not sent. Enable \
+                             TLS on the server, set config.serverPublicKey to the server's public key (PEM), or \
+                             set sslmode to disable to accept the risk"
+                        ),
+                    ))
+                }
+                Some(b'-') if requested_key => {
+                    requested_key = false;
                     let sealed = rsa_seal(&payload[1..], &password, &scramble)?;
                     send(stream, &packet(seq, &sealed), limit).await?;
                 }
@@ -404,6 +458,10 @@ async fn authenticate<S: Io + ?Sized>(
             _ => return Err(mismatch()),
         }
     }
+    Err(Failure::mismatch_because(
+        FRAMING.product,
+        format!("no OK or ERR within {MAX_PACKETS} packets"),
+    ))
 }
 
 /// The password for caching_sha2_password's full path without TLS: (password + NUL) XOR the
@@ -502,7 +560,8 @@ mod tests {
             user: "app",
             password: Some("pw"),
             database: "appdb",
-            sslmode: SslMode::Prefer,
+            sslmode: Some(SslMode::Prefer),
+            server_public_key: None,
         };
         let r = handshake_response(&login, true, NATIVE, &[1, 2, 3]);
         assert_eq!(

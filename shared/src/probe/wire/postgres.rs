@@ -3,10 +3,13 @@
 //! (messages and SCRAM from the `postgres-protocol` crate), until ReadyForQuery: the database is
 //! usable with these credentials. Then Terminate.
 //!
-//! A cleartext or MD5 password is never sent on an unencrypted connection unless the user chose
-//! `sslmode: disable` (then a warning says so). SCRAM never sends the password.
+//! A cleartext or MD5 password (one the server can read) goes only over TLS verified for the host
+//! name; over unverified TLS only when `sslmode` is set (prefer, require: the user accepts the
+//! risk, and a warning says so); without TLS only with `sslmode: disable` (`wire::may_reveal`).
+//! SCRAM never sends the password.
 
-use super::{receive, send, Io};
+use super::frame::{FrameReader, Framing};
+use super::{may_reveal, receive, send, warn_unverified, Channel, Io};
 use crate::model::SslMode;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls;
@@ -26,7 +29,15 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: Option<&'a str>,
     pub database: &'a str,
-    pub sslmode: SslMode,
+    /// `config.sslmode` as given; absent prefers TLS like `prefer`, but reveals no password
+    /// over a certificate that was not verified.
+    pub sslmode: Option<SslMode>,
+}
+
+impl Login<'_> {
+    fn mode(&self) -> SslMode {
+        self.sslmode.unwrap_or(SslMode::DEFAULT)
+    }
 }
 
 /// The SSLRequest's answer.
@@ -42,29 +53,31 @@ pub async fn login(
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    if login.sslmode == SslMode::Disable {
+    if login.mode() == SslMode::Disable {
         rec.reached(Depth::Reachable);
         rec.warn("sslmode is disable: the connection to PostgreSQL is not encrypted");
-        return session(&mut stream, login, false, limit, rec).await;
+        return session(&mut stream, login, Channel::Plain, limit, rec).await;
     }
     let started = Instant::now();
     let offer = ssl_request(&mut stream, limit).await?;
     rec.reached(Depth::Reachable);
     match offer {
         Offer::Tls => {
-            let verify = tls::verify_for(login.sslmode);
+            let verify = tls::verify_for(login.mode());
             let mut tls_stream =
                 tls::handshake(stream, login.host, verify, limit, started, rec).await?;
-            session(&mut tls_stream, login, true, limit, rec).await
+            warn_unverified(login.sslmode, rec);
+            let channel = Channel::after_tls(rec);
+            session(&mut tls_stream, login, channel, limit, rec).await
         }
-        Offer::Plain if matches!(login.sslmode, SslMode::Prefer) => {
+        Offer::Plain if matches!(login.mode(), SslMode::Prefer) => {
             rec.warn("the server offers no TLS: the connection to PostgreSQL is not encrypted");
-            session(&mut stream, login, false, limit, rec).await
+            session(&mut stream, login, Channel::Plain, limit, rec).await
         }
         Offer::Plain => {
             let message = format!(
                 "the server offers no TLS, and sslmode is {:?}",
-                login.sslmode
+                login.mode()
             );
             rec.record(
                 StepName::Tls,
@@ -87,10 +100,7 @@ async fn ssl_request(stream: &mut TcpStream, limit: Duration) -> Result<Offer, F
     match (answer.first(), answer.len()) {
         (Some(b'S'), 1) => Ok(Offer::Tls),
         (Some(b'N'), 1) => Ok(Offer::Plain),
-        _ => Err(Failure::new(
-            ProbeCode::ProtocolMismatch,
-            "the service does not answer like PostgreSQL",
-        )),
+        _ => Err(mismatch()),
     }
 }
 
@@ -98,7 +108,7 @@ async fn ssl_request(stream: &mut TcpStream, limit: Duration) -> Result<Offer, F
 async fn session<S: Io + ?Sized>(
     stream: &mut S,
     login: &Login<'_>,
-    encrypted: bool,
+    channel: Channel,
     limit: Duration,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
@@ -114,11 +124,12 @@ async fn session<S: Io + ?Sized>(
     .map_err(|_| invalid("user and database must not contain NUL characters"))?;
     send(stream, &out, limit).await?;
     let started = Instant::now();
-    let mut buf = BytesMut::new();
+    let mut frames = FrameReader::default();
     let mut scram: Option<ScramSha256> = None;
     let mut method = "trust";
-    loop {
-        let message = next(stream, &mut buf, limit).await?;
+    // A server gets a bounded number of messages to reach ReadyForQuery.
+    for _ in 0..MAX_MESSAGES {
+        let message = next(stream, &mut frames, limit).await?;
         let mut reply = BytesMut::new();
         match message {
             Message::AuthenticationOk => {
@@ -133,13 +144,13 @@ async fn session<S: Io + ?Sized>(
             }
             Message::AuthenticationCleartextPassword => {
                 method = "cleartext password";
-                let password = password_in_clear(login, encrypted, method, rec)?;
+                let password = password_in_clear(login, channel, method, rec)?;
                 frontend::password_message(password.as_bytes(), &mut reply)
                     .map_err(|_| invalid("the password must not contain NUL characters"))?;
             }
             Message::AuthenticationMd5Password(body) => {
                 method = "MD5";
-                let password = password_in_clear(login, encrypted, method, rec)?;
+                let password = password_in_clear(login, channel, method, rec)?;
                 let hashed = Zeroizing::new(postgres_protocol::authentication::md5_hash(
                     login.user.as_bytes(),
                     password.as_bytes(),
@@ -238,20 +249,39 @@ async fn session<S: Io + ?Sized>(
         }
         send(stream, &reply, limit).await?;
     }
+    Err(Failure::mismatch_because(
+        PRODUCT,
+        format!("no ReadyForQuery within {MAX_MESSAGES} messages"),
+    ))
 }
+
+const PRODUCT: &str = "PostgreSQL";
+
+/// Messages a login may take (parameter statuses and notices included).
+const MAX_MESSAGES: usize = 256;
+
+/// Backend messages: a type byte, then a length that counts itself. No message a login meets
+/// comes near 1 MiB; an error's text is cut to a message's length later.
+const FRAMING: Framing = Framing {
+    product: PRODUCT,
+    header: 5,
+    length: |h| {
+        let len = i32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+        (len >= 4).then(|| len as usize + 1)
+    },
+    cap: 1 << 20,
+};
 
 /// The next whole backend message.
 async fn next<S: Io + ?Sized>(
     stream: &mut S,
-    buf: &mut BytesMut,
+    frames: &mut FrameReader,
     limit: Duration,
 ) -> Result<Message, Failure> {
-    loop {
-        match Message::parse(buf) {
-            Ok(Some(message)) => return Ok(message),
-            Ok(None) => receive(stream, buf, limit).await?,
-            Err(_) => return Err(mismatch()),
-        }
+    let mut frame = frames.next(stream, &FRAMING, limit).await?;
+    match Message::parse(&mut frame) {
+        Ok(Some(message)) => Ok(message),
+        _ => Err(mismatch()),
     }
 }
 
@@ -267,28 +297,14 @@ fn needs_password(login: &Login<'_>) -> Result<Zeroizing<String>, Failure> {
         })
 }
 
-/// A password the server wants in clear (or as MD5, as good as clear): only over TLS, or when the
-/// user chose `sslmode: disable`.
+/// A password the server wants in clear (or as MD5, as good as clear), where `may_reveal` allows.
 fn password_in_clear(
     login: &Login<'_>,
-    encrypted: bool,
+    channel: Channel,
     method: &str,
     rec: &mut Recorder,
 ) -> Result<Zeroizing<String>, Failure> {
-    if !encrypted && login.sslmode != SslMode::Disable {
-        return Err(Failure::new(
-            ProbeCode::AuthUnsupported,
-            format!(
-                "the server asks for a {method} password on an unencrypted connection; it was not sent \
-                 (enable TLS on the server, or set sslmode to disable to allow it)"
-            ),
-        ));
-    }
-    if !encrypted {
-        rec.warn(format!(
-            "the {method} password was sent unencrypted (sslmode is disable)"
-        ));
-    }
+    may_reveal(login.sslmode, channel, method, rec)?;
     needs_password(login)
 }
 
@@ -322,10 +338,7 @@ fn classify(sqlstate: &str, text: &str) -> Failure {
 }
 
 fn mismatch() -> Failure {
-    Failure::new(
-        ProbeCode::ProtocolMismatch,
-        "the service does not answer like PostgreSQL",
-    )
+    Failure::mismatch(PRODUCT)
 }
 
 fn invalid(message: &str) -> Failure {
@@ -392,7 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn cleartext_is_refused_without_tls_unless_disabled() {
+    fn a_readable_password_needs_verified_tls_unless_sslmode_says_otherwise() {
         let mut rec = Recorder::default();
         let login = |sslmode| Login {
             host: "db.example.com",
@@ -401,16 +414,34 @@ mod tests {
             database: "app",
             sslmode,
         };
-        let e = password_in_clear(
-            &login(SslMode::Prefer),
-            false,
-            "cleartext password",
-            &mut rec,
-        )
-        .unwrap_err();
-        assert_eq!(e.code, ProbeCode::AuthUnsupported);
-        assert!(password_in_clear(&login(SslMode::Require), true, "MD5", &mut rec).is_ok());
-        assert!(password_in_clear(&login(SslMode::Disable), false, "MD5", &mut rec).is_ok());
-        assert_eq!(rec.finish(Ok(String::new())).warnings.len(), 1);
+        let refused = |mode, channel, rec: &mut Recorder| {
+            password_in_clear(&login(mode), channel, "MD5", rec)
+                .err()
+                .map(|e| e.code)
+        };
+        use Channel::*;
+        let denied = Some(ProbeCode::AuthUnsupported);
+        assert_eq!(refused(None, Plain, &mut rec), denied);
+        assert_eq!(refused(Some(SslMode::Prefer), Plain, &mut rec), denied);
+        assert_eq!(
+            refused(None, UnverifiedTls, &mut rec),
+            denied,
+            "default: verified only"
+        );
+        assert_eq!(refused(None, VerifiedTls, &mut rec), None);
+        assert_eq!(
+            refused(Some(SslMode::Require), UnverifiedTls, &mut rec),
+            None
+        );
+        assert_eq!(
+            refused(Some(SslMode::Prefer), UnverifiedTls, &mut rec),
+            None
+        );
+        assert_eq!(refused(Some(SslMode::Disable), Plain, &mut rec), None);
+        assert_eq!(
+            rec.finish(Ok(String::new())).warnings.len(),
+            1,
+            "disable warns"
+        );
     }
 }
