@@ -9,12 +9,14 @@ made-up keys.)
                    sts:AssumeRole; plays the function's role, or a connector's keys
            nobody  no policy at all (AssumeRole refused)
   role     probe-role  s3:ListBucket (+ s3:HeadBucket) on granted-bucket
+           tenant-role the same, trusted only with tenant awsext's ExternalId
   buckets  granted-bucket, locked-bucket      stream  granted-stream
 
 Usage: aws_iam_emulator.py start DIR PORT   (prints AWS_IAM_* KEY=VALUE lines)
        aws_iam_emulator.py stop DIR
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -89,12 +91,21 @@ def start(base: Path, port: int) -> None:
     role = iam.create_role(RoleName="probe-role", AssumeRolePolicyDocument=policy(("sts:AssumeRole", "*")).replace(
         '"Resource": "*"', '"Principal": {"AWS": "*"}'))["Role"]["Arn"]
     iam.put_role_policy(RoleName="probe-role", PolicyName="read", PolicyDocument=policy((read, buckets[:1])))
+    # A customer's role as the README tells them to write it: trust only with the tenant's
+    # ExternalId (tenant `awsext`; the derivation is connectors-core's aws_identity::external_id).
+    external_id = "cnx-" + hashlib.sha256(b"connectors-api/aws-external-id/v1\n" + b"awsext").hexdigest()[:32]
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": external_id}}}]})
+    tenant_role = iam.create_role(RoleName="tenant-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    iam.put_role_policy(RoleName="tenant-role", PolicyName="read", PolicyDocument=policy((read, buckets[:1])))
     print(f"AWS_IAM_TEST_PORT={port}")
     print(f"AWS_IAM_PROBER_KEY={keys['prober'][0]}")
     print(f"AWS_IAM_PROBER_SECRET={keys['prober'][1]}")
     print(f"AWS_IAM_NOBODY_KEY={keys['nobody'][0]}")
     print(f"AWS_IAM_NOBODY_SECRET={keys['nobody'][1]}")
     print(f"AWS_IAM_ROLE_ARN={role}")
+    print(f"AWS_IAM_TENANT_ROLE_ARN={tenant_role}")
 
 
 def stop(base: Path) -> None:

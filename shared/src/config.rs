@@ -50,10 +50,20 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// `true` or `false` (absent: false); anything else stops the function at init.
+fn flag(name: &str) -> bool {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => panic!("{name} must be true or false"),
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Self {
         // Read now, so a bad value stops the function at init rather than at its first request.
         crate::deadline::function_timeout();
+        crate::aws_identity::allow_function_role(flag("ALLOW_FUNCTION_ROLE"));
         let settings = Self::from_env_for_authorizer();
         if settings.table_name.is_empty() {
             panic!("TABLE_NAME must be set to the DynamoDB table name");

@@ -6,7 +6,8 @@
 
 // The pure core, under the same names (`crate::model`, `crate::validate`, … keep working).
 pub use connectors_core::{
-    destination, emf, error, http, ids, keys, masking, model, paging, strict_json, validate, vendor,
+    aws_identity, destination, emf, error, http, ids, keys, masking, model, paging, strict_json,
+    validate, vendor,
 };
 
 pub mod audit;

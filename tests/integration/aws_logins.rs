@@ -40,7 +40,8 @@ fn keys(who: &str, wrong_secret: bool) -> Value {
 
 #[tokio::test]
 async fn aws_keys_and_roles_reach_the_depth_they_allow() {
-    let role = json!({"roleArn": env("AWS_IAM_ROLE_ARN"), "externalId": "tenant-external-id"});
+    // No externalId: the service sends the tenant's own (a role without the condition admits it).
+    let role = json!({"roleArn": env("AWS_IAM_ROLE_ARN")});
     let s3 = |bucket: &str| json!({"bucket": bucket, "region": "us-east-1"});
     let kinesis = |stream: &str| json!({"streamName": stream, "region": "us-east-1"});
     // (name, function role, type, authMethod, config, authConfig, code, depth)
@@ -126,16 +127,6 @@ async fn aws_keys_and_roles_reach_the_depth_they_allow() {
             "reachable",
         ),
         (
-            "function-role",
-            "prober",
-            "aws_s3",
-            "iam_role",
-            s3("granted-bucket"),
-            json!({}),
-            "ok",
-            "authorized",
-        ),
-        (
             "stream",
             "prober",
             "amazon_kinesis",
@@ -212,4 +203,115 @@ async fn aws_keys_and_roles_reach_the_depth_they_allow() {
             assert!(!message.contains("arn:aws:iam::"), "{}", r.raw);
         }
     }
+}
+
+/// The tenant whose ExternalId `tenant-role`'s trust policy names (local/aws_iam_emulator.py).
+fn tenant_awsext() -> Tenant {
+    Tenant {
+        id: "awsext".into(),
+        token: crate::support::token(&["awsext"], "admin"),
+    }
+}
+
+#[tokio::test]
+async fn a_role_is_assumed_only_with_the_tenants_own_external_id() {
+    let arn = env("AWS_IAM_TENANT_ROLE_ARN");
+    let mut tester = tester_probing_with(probe_settings()).await;
+    tester.prober = Prober::new(probe_settings(), &function_sdk("prober").await);
+    let body = |name: String, auth: Value| json!({"name": name, "type": "aws_s3", "config": {"bucket": "granted-bucket", "region": "us-east-1"}, "authConfig": auth});
+    let suffix = shared::ids::new_connector_id();
+    // The tenant the trust policy names: shown its awsExternalId, and the role is assumed.
+    let owner = tenant_awsext();
+    let own_id = shared::aws_identity::external_id("awsext");
+    let id = owner
+        .create_id(body(format!("own-{suffix}"), json!({"roleArn": arn})))
+        .await;
+    assert_eq!(owner.get(&id).await.body["awsExternalId"], own_id.as_str());
+    let r = test_through(&tester, &owner, &id).await;
+    assert_eq!(r.body["diagnostics"]["code"], "ok", "{}", r.raw);
+    assert_eq!(r.body["awsExternalId"], own_id.as_str());
+    // Saying its own id explicitly is allowed; another tenant's is a 400 naming the field.
+    let r = owner
+        .create(body(
+            format!("explicit-{suffix}"),
+            json!({"roleArn": arn, "externalId": own_id}),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    // Another tenant naming the same role (and the owner's ExternalId) cannot borrow it.
+    let other = Tenant::new("awsborrow");
+    let r = other
+        .create(body(
+            "borrow".into(),
+            json!({"roleArn": arn, "externalId": own_id}),
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (400, vec!["authConfig.externalId".to_string()]),
+        "{}",
+        r.raw
+    );
+    let id = other
+        .create_id(body("borrow".into(), json!({"roleArn": arn})))
+        .await;
+    let r = test_through(&tester, &other, &id).await;
+    let d = &r.body["diagnostics"];
+    assert_eq!(d["code"], "auth_failed", "{}", r.raw);
+    let message = d["message"].as_str().unwrap();
+    assert!(
+        message.contains(&shared::aws_identity::external_id(&other.id))
+            && message.contains("trust policy"),
+        "the message says what to change: {message}"
+    );
+    // The function's own role is off unless the deployment allows it.
+    let r = other
+        .create(
+            json!({"name": "fn-role", "type": "aws_s3", "authMethod": "iam_role",
+                       "config": {"bucket": "granted-bucket", "region": "us-east-1"}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (400, vec!["authMethod".to_string()]),
+        "{}",
+        r.raw
+    );
+    let r = other
+        .update(json!({"id": id, "authMethod": "iam_role"}))
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (400, vec!["authMethod".to_string()]),
+        "{}",
+        r.raw
+    );
+    // A connector stored with iam_role before the rule tests invalid_config, with the reason.
+    let legacy = other
+        .create_id(json!({"name": "legacy-fn-role", "type": "aws_s3",
+                          "config": {"bucket": "granted-bucket", "region": "us-east-1"}}))
+        .await;
+    let st = crate::support::stack().await;
+    st.dynamo
+        .update_item()
+        .table_name(crate::support::TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{}", other.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONNECTOR#{legacy}")),
+        )
+        .update_expression("SET authMethod = :m")
+        .expression_attribute_values(
+            ":m",
+            aws_sdk_dynamodb::types::AttributeValue::S("iam_role".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = test_through(&tester, &other, &legacy).await;
+    assert_eq!(r.body["diagnostics"]["code"], "invalid_config", "{}", r.raw);
+    assert!(r.raw.contains("AllowFunctionRole"), "{}", r.raw);
 }

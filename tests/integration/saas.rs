@@ -855,6 +855,7 @@ async fn credentials_go_only_to_the_vendors_hosts() {
         .clone();
     let d = prober
         .probe(
+            "legacy-tenant",
             shared::model::ConnectorType::Salesforce,
             &config,
             "api_key",

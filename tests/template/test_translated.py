@@ -245,6 +245,15 @@ def test_every_function_traces_as_the_parameter_says_and_names_the_namespace(res
         assert props["Environment"]["Variables"]["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}, f
 
 
+def test_the_function_role_is_lent_to_connectors_only_when_the_parameter_says(resources):
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    allow = template["Parameters"]["AllowFunctionRole"]
+    assert (allow["Default"], sorted(allow["AllowedValues"])) == ("false", ["false", "true"])
+    for f in FUNCTIONS:
+        variables = resources[f"{f}Function"]["Properties"]["Environment"]["Variables"]
+        assert variables["ALLOW_FUNCTION_ROLE"] == {"Ref": "AllowFunctionRole"}, f
+
+
 def test_browsers_may_read_the_request_id(resources):
     cors = api_body(resources)["x-amazon-apigateway-cors"]
     assert "x-request-id" in cors["exposeHeaders"]

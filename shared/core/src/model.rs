@@ -326,6 +326,10 @@ pub struct ConnectorView<'a> {
     pub created_at: &'a str,
     pub updated_at: &'a str,
     pub version: u64,
+    /// aws_s3 / amazon_kinesis: the ExternalId the service sends for this tenant, to put in the
+    /// role's trust policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_external_id: Option<String>,
 }
 
 impl Connector {
@@ -344,6 +348,8 @@ impl Connector {
             created_at: &self.created_at,
             updated_at: &self.updated_at,
             version: self.version,
+            aws_external_id: crate::aws_identity::is_aws(self.kind)
+                .then(|| crate::aws_identity::external_id(&self.tenant_id)),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{audited, BASE_PATH, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::aws_identity;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
@@ -49,6 +50,16 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
         )
     });
     let new = parse_create(body)?;
+    let aws = aws_identity::check(
+        new.kind,
+        &who.tenant_id,
+        &new.auth_method,
+        new.auth_config.as_ref().map(|s| &s.0),
+        aws_identity::function_role_allowed(),
+    );
+    if !aws.is_empty() {
+        return Err(ApiError::validation(aws));
+    }
     let id = new_connector_id();
     audit.connector(&id);
     // Wrapped so the plaintext is zeroized however this function returns.

@@ -6,6 +6,7 @@
 
 use super::test::{masked, Tester};
 use crate::audit::AuditEvent;
+use crate::aws_identity;
 use crate::custody::propose;
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -56,6 +57,8 @@ struct DryRunBody<'a> {
     kind: ConnectorType,
     diagnostics: &'a Diagnostics,
     auth_config: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws_external_id: Option<String>,
 }
 
 impl<S, E> Tester<S, E>
@@ -70,11 +73,12 @@ where
         audit: &mut AuditEvent,
     ) -> Result<Response<Body>, ApiError> {
         let proposal = match body.get("id") {
-            None | Some(Value::Null) => new_connector(body)?,
+            None | Some(Value::Null) => new_connector(tenant, body)?,
             Some(_) => self.merged(tenant, body, audit).await?,
         };
         let mut diagnostics = self
             .probe_counted(
+                tenant,
                 proposal.kind,
                 &proposal.config,
                 &proposal.auth_method,
@@ -93,6 +97,8 @@ where
                 kind: proposal.kind,
                 diagnostics: &diagnostics,
                 auth_config: masked(proposal.secret.as_ref()),
+                aws_external_id: aws_identity::is_aws(proposal.kind)
+                    .then(|| aws_identity::external_id(tenant)),
             },
         ))
     }
@@ -130,6 +136,17 @@ where
             true,
         )
         .await?;
+        let auth_method = patch.auth_method.unwrap_or(current.auth_method);
+        // As update judges it: an ExternalId the body sets (masks restored), the method always.
+        aws_checked(
+            kind,
+            tenant,
+            &auth_method,
+            match &patch.auth_config {
+                Change::Set(_) => proposed.secret.as_ref(),
+                _ => None,
+            },
+        )?;
         let secret = proposed.secret.filter(|s| !s.0.is_empty());
         let mut problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
         if let Some(s) = &secret {
@@ -142,18 +159,34 @@ where
             id: Some(current.id.clone()),
             kind,
             config,
-            auth_method: patch.auth_method.unwrap_or(current.auth_method),
+            auth_method,
             secret,
             stored_withheld: proposed.moved,
         })
     }
 }
 
+/// The AWS identity rules of create and update (`aws_identity::check`).
+fn aws_checked(
+    kind: ConnectorType,
+    tenant: &str,
+    auth_method: &str,
+    secret: Option<&PlainSecret>,
+) -> Result<(), ApiError> {
+    let allowed = aws_identity::function_role_allowed();
+    let problems = aws_identity::check(kind, tenant, auth_method, secret.map(|s| &s.0), allowed);
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(ApiError::validation(problems)),
+    }
+}
+
 /// A connector body validated exactly as create validates it; only `name` may be left out.
-fn new_connector(mut body: Map<String, Value>) -> Result<Proposal, ApiError> {
+fn new_connector(tenant: &str, mut body: Map<String, Value>) -> Result<Proposal, ApiError> {
     body.entry("name")
         .or_insert_with(|| Value::String("dry run".into()));
     let new = parse_create(body)?;
+    aws_checked(new.kind, tenant, &new.auth_method, new.auth_config.as_ref())?;
     Ok(Proposal {
         id: None,
         kind: new.kind,

@@ -293,6 +293,7 @@ where
         let problems = check_config(current.kind, &current.config, api_key);
         let diagnostics = if problems.is_empty() {
             self.probe_counted(
+                &current.tenant_id,
                 current.kind,
                 &current.config,
                 &current.auth_method,
@@ -323,6 +324,7 @@ where
     /// Runs one probe, timed as the request's `probe` step and counted for its metrics.
     pub(super) async fn probe_counted(
         &self,
+        tenant: &str,
         kind: ConnectorType,
         config: &Map<String, Value>,
         auth_method: &str,
@@ -330,7 +332,7 @@ where
     ) -> Diagnostics {
         let d = scope::timed(
             Step::Probe,
-            self.prober.probe(kind, config, auth_method, secret),
+            self.prober.probe(tenant, kind, config, auth_method, secret),
         )
         .await;
         count_probe(kind, &d);

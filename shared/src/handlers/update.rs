@@ -2,6 +2,7 @@
 
 use super::{audited, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
+use crate::aws_identity;
 use crate::custody::propose;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
@@ -134,6 +135,20 @@ async fn apply<E: SecretSealer>(
         if !proposed.withheld.is_empty() {
             return Err(ApiError::credentials_required(proposed.withheld));
         }
+        let aws = aws_identity::check(
+            next.kind,
+            &current.tenant_id,
+            &next.auth_method,
+            match &patch.auth_config {
+                Change::Set(_) => proposed.secret.as_ref().map(|s| &s.0),
+                _ => None,
+            },
+            // The method is judged below, also when only it changes.
+            true,
+        );
+        if !aws.is_empty() {
+            return Err(ApiError::validation(aws));
+        }
         if let (Change::Set(_), Some(secret)) = (&patch.auth_config, proposed.secret) {
             let problems = check_auth_config(next.kind, &secret.0);
             if !problems.is_empty() {
@@ -144,6 +159,19 @@ async fn apply<E: SecretSealer>(
                 true => None,
                 false => Some(sealer.seal(ctx, &secret.0).await?),
             };
+        }
+    }
+    if patch.auth_method.is_some() || patch.kind.is_some() {
+        let allowed = aws_identity::function_role_allowed();
+        let aws = aws_identity::check(
+            next.kind,
+            &current.tenant_id,
+            &next.auth_method,
+            None,
+            allowed,
+        );
+        if !aws.is_empty() {
+            return Err(ApiError::validation(aws));
         }
     }
     if let Change::Clear = &patch.auth_config {

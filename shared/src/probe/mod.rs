@@ -164,9 +164,10 @@ impl Prober {
         &self.settings
     }
 
-    /// Probes one connector. Never fails: every outcome is a `Diagnostics`.
+    /// Probes one connector of `tenant`. Never fails: every outcome is a `Diagnostics`.
     pub async fn probe(
         &self,
+        tenant: &str,
         kind: ConnectorType,
         config: &Map<String, Value>,
         auth_method: &str,
@@ -184,7 +185,7 @@ impl Prober {
         // probe must not need a deep stack from whoever awaits it.
         let result = match tokio::time::timeout(
             budget,
-            Box::pin(self.run(kind, &target, config, auth_method, secret, &mut rec)),
+            Box::pin(self.run(tenant, kind, &target, config, auth_method, secret, &mut rec)),
         )
         .await
         {
@@ -277,8 +278,10 @@ impl Prober {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
+        tenant: &str,
         kind: ConnectorType,
         target: &Target,
         config: &Map<String, Value>,
@@ -405,7 +408,7 @@ impl Prober {
                 }
             }
             Target::S3 { bucket, region } => {
-                let identity = cloud::identity(auth_method, secret)?;
+                let identity = cloud::identity(tenant, auth_method, secret)?;
                 let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
                 rec.step(
                     StepName::Bucket,
@@ -416,7 +419,7 @@ impl Prober {
                 Ok(format!("bucket {bucket} is reachable"))
             }
             Target::Kinesis { stream, region } => {
-                let identity = cloud::identity(auth_method, secret)?;
+                let identity = cloud::identity(tenant, auth_method, secret)?;
                 let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
                 rec.step(
                     StepName::Access,

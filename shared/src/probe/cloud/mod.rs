@@ -1,16 +1,17 @@
 //! AWS probes through the SDK: who the credentials are (STS), then the bucket or stream.
-//! Credentials, in order: `authConfig.roleArn` (+ optional `externalId`) → STS AssumeRole from the
-//! function's own role, the way SaaS products are granted access to a customer's AWS; access keys
-//! (`accessKeyId`, `secretAccessKey`, optional `sessionToken`) → STS GetCallerIdentity first (a
-//! HeadBucket 403 has no body, so it cannot tell bad keys from a missing grant); or
-//! `authMethod: iam_role` → the function's role as it is. Bad keys or a refused AssumeRole →
-//! `auth_failed`; `AccessDenied` on the bucket / stream → `permission_denied`; missing →
+//! Credentials, in order: `authConfig.roleArn` → STS AssumeRole from the function's own role with
+//! the tenant's ExternalId, the way SaaS products are granted access to a customer's AWS; access
+//! keys (`accessKeyId`, `secretAccessKey`, optional `sessionToken`) → STS GetCallerIdentity first
+//! (a HeadBucket 403 has no body, so it cannot tell bad keys from a missing grant); or
+//! `authMethod: iam_role` → the function's role as it is, where the deployment allows it. Bad
+//! keys or a refused AssumeRole → `auth_failed`; `AccessDenied` on the bucket / stream → `permission_denied`; missing →
 //! `not_found`.
 
 pub mod kinesis;
 pub mod s3;
 
 use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
+use crate::aws_identity;
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::{Credentials, Region};
 use serde_json::{Map, Value};
@@ -22,10 +23,7 @@ pub enum Identity {
     /// Access keys from authConfig.
     Keys(Credentials),
     /// A role in the customer's account, assumed from the function's role.
-    Role {
-        arn: String,
-        external_id: Option<String>,
-    },
+    Role { arn: String, external_id: String },
 }
 
 fn text<'a>(secret: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
@@ -35,19 +33,28 @@ fn text<'a>(secret: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-/// The identity authConfig and authMethod name.
+/// The identity authConfig and authMethod name. A role is assumed with the tenant's own
+/// ExternalId, whatever authConfig holds (`aws_identity`); the function's own role only where the
+/// deployment lends it.
 pub fn identity(
+    tenant: &str,
     auth_method: &str,
     secret: Option<&Map<String, Value>>,
 ) -> Result<Identity, Failure> {
     if let Some(arn) = text(secret, "roleArn") {
         return Ok(Identity::Role {
             arn: arn.to_string(),
-            external_id: text(secret, "externalId").map(str::to_string),
+            external_id: aws_identity::external_id(tenant),
         });
     }
-    if auth_method == "iam_role" {
-        return Ok(Identity::Function);
+    if auth_method == aws_identity::FUNCTION_ROLE {
+        return match aws_identity::function_role_allowed() {
+            true => Ok(Identity::Function),
+            false => Err(Failure::new(
+                ProbeCode::InvalidConfig,
+                aws_identity::FUNCTION_ROLE_REFUSED,
+            )),
+        };
     }
     match (text(secret, "accessKeyId"), text(secret, "secretAccessKey")) {
         (Some(id), Some(key)) => Ok(Identity::Keys(Credentials::new(
@@ -59,7 +66,7 @@ pub fn identity(
         ))),
         _ => Err(Failure::new(
             ProbeCode::InvalidConfig,
-            "authConfig needs roleArn, or accessKeyId and secretAccessKey (or set authMethod to iam_role)",
+            "authConfig needs roleArn, or accessKeyId and secretAccessKey",
         )),
     }
 }
@@ -121,14 +128,12 @@ async fn prove(
             creds
         }
         Identity::Role { arn, external_id } => {
-            let mut call = sts(None)
+            let call = sts(None)
                 .assume_role()
                 .role_arn(&arn)
                 .role_session_name("connectors-api-probe")
-                .duration_seconds(900);
-            if let Some(id) = external_id {
-                call = call.external_id(id);
-            }
+                .duration_seconds(900)
+                .external_id(&external_id);
             rec.step(StepName::Auth, async {
                 match call.send().await {
                     Ok(out) => match out.credentials() {
@@ -147,7 +152,16 @@ async fn prove(
                             "AssumeRole returned no credentials",
                         )),
                     },
-                    Err(e) => Err(refused(&e, &format!("AssumeRole of {arn} was refused"))),
+                    Err(e) => {
+                        let mut f = refused(&e, &format!("AssumeRole of {arn} was refused"));
+                        if f.code == ProbeCode::AuthFailed {
+                            f.message.push_str(&format!(
+                                ": the role's trust policy must admit this service's role with the \
+                                 condition sts:ExternalId = {external_id} (this tenant's awsExternalId)"
+                            ));
+                        }
+                        Err(f)
+                    }
                 }
             })
             .await?
