@@ -198,3 +198,95 @@ async fn an_update_that_moves_the_destination_must_spell_out_the_credentials() {
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["authConfigFields"], json!([]));
 }
+
+/// The raw item of a connector, as the table holds it.
+async fn raw_item(
+    tenant: &str,
+    id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    crate::faults::partition(tenant)
+        .await
+        .into_iter()
+        .find(|(sk, _)| sk == &format!("CONNECTOR#{id}"))
+        .map(|(_, item)| item)
+        .unwrap()
+}
+
+fn config_holds_api_key(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> bool {
+    item["config"].as_m().unwrap().contains_key("apiKey")
+}
+
+#[tokio::test]
+async fn an_api_key_given_in_config_is_sealed_and_never_shown() {
+    const KEY: &str = "hubspot-config-key-0123456789";
+    let t = Tenant::new("custody-apikey");
+    let r = t
+        .create(json!({"name": "hs", "type": "hubspot", "config": {"apiKey": KEY}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert!(r.body["config"].get("apiKey").is_none(), "{}", r.raw);
+    assert_eq!(r.body["authConfigFields"], json!(["apiKey"]));
+    let item = raw_item(&t.id, &id).await;
+    assert!(
+        !config_holds_api_key(&item) && item.contains_key("authConfig"),
+        "stored sealed"
+    );
+    for reply in [t.get(&id).await, t.list(None, None).await] {
+        assert!(!reply.raw.contains(KEY), "{}", reply.raw);
+    }
+
+    // An item stored before the rule: hidden on read, moved into the sealed secret on its next update.
+    let legacy = t
+        .create_id(json!({"name": "legacy", "type": "salesforce", "config": {"instanceUrl": "https://acme.my.salesforce.com"}}))
+        .await;
+    crate::support::stack()
+        .await
+        .dynamo
+        .update_item()
+        .table_name(crate::support::TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{}", t.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONNECTOR#{legacy}")),
+        )
+        .update_expression("SET config.apiKey = :k")
+        .expression_attribute_values(":k", aws_sdk_dynamodb::types::AttributeValue::S(KEY.into()))
+        .send()
+        .await
+        .unwrap();
+    let viewer = Call::new("GET", &format!("/api/v1/connectors/{legacy}"))
+        .path_id(&legacy)
+        .bearer(&t.with_role("viewer"))
+        .send()
+        .await;
+    assert!(!viewer.raw.contains(KEY), "{}", viewer.raw);
+    assert_eq!(
+        viewer.body["authConfigFields"],
+        json!(["apiKey"]),
+        "{}",
+        viewer.raw
+    );
+    let r = update(
+        &t,
+        "editor",
+        json!({"id": legacy, "description": "renamed"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(!r.raw.contains(KEY));
+    let item = raw_item(&t.id, &legacy).await;
+    assert!(
+        !config_holds_api_key(&item) && item.contains_key("authConfig"),
+        "moved on its next write"
+    );
+    assert_eq!(
+        t.get(&legacy).await.body["authConfigFields"],
+        json!(["apiKey"])
+    );
+}

@@ -102,6 +102,11 @@ async fn check(prefix: &str, rows: &[Row], more: impl Fn(&Row, &Value, &str)) {
         for secret in [env("PG_TEST_PASSWORD").as_str(), "wrong-db-password"] {
             assert!(!r.raw.contains(secret), "{}: the password leaked", row.name);
         }
+        // A username is a credential value too: texts name it masked (PostgreSQL quotes it back).
+        for text in [&d["message"], &r.body["lastError"]] {
+            let text = text.as_str().unwrap_or("");
+            assert!(!text.contains(row.user), "{}: {text}", row.name);
+        }
         more(row, d, &r.raw);
     }
 }

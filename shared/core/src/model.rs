@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The supported connector types, as named in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,9 +318,9 @@ pub struct ConnectorView<'a> {
     #[serde(rename = "type")]
     pub kind: ConnectorType,
     pub description: Option<&'a str>,
-    pub config: &'a Map<String, Value>,
+    pub config: Cow<'a, Map<String, Value>>,
     pub auth_method: &'a str,
-    pub auth_config_fields: &'a [String],
+    pub auth_config_fields: Cow<'a, [String]>,
     pub status: Status,
     pub last_tested_at: Option<&'a str>,
     pub last_error: Option<&'a str>,
@@ -334,14 +335,33 @@ pub struct ConnectorView<'a> {
 
 impl Connector {
     pub fn view(&self) -> ConnectorView<'_> {
+        // A salesforce / hubspot item stored before config.apiKey was sealed: the key is shown
+        // as sealed fields are (named, never valued) until its next update moves it.
+        let legacy_key =
+            self.kind.accepts_api_key_in_auth_config() && self.config.contains_key("apiKey");
+        let (config, auth_config_fields) = match legacy_key {
+            false => (
+                Cow::Borrowed(&self.config),
+                Cow::Borrowed(&self.auth_config_fields[..]),
+            ),
+            true => {
+                let mut config = self.config.clone();
+                config.remove("apiKey");
+                let mut fields = self.auth_config_fields.clone();
+                fields.push("apiKey".into());
+                fields.sort();
+                fields.dedup();
+                (Cow::Owned(config), Cow::Owned(fields))
+            }
+        };
         ConnectorView {
             id: &self.id,
             name: &self.name,
             kind: self.kind,
             description: self.description.as_deref(),
-            config: &self.config,
+            config,
             auth_method: &self.auth_method,
-            auth_config_fields: &self.auth_config_fields,
+            auth_config_fields,
             status: self.status,
             last_tested_at: self.last_tested_at.as_deref(),
             last_error: self.last_error.as_deref(),

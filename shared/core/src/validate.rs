@@ -119,16 +119,36 @@ pub fn parse_create(mut body: Map<String, Value>) -> Result<NewConnector, ApiErr
         }
     }
     match (name, kind, auth_method) {
-        (Some(name), Some(kind), Some(auth_method)) if problems.is_empty() => Ok(NewConnector {
-            name,
-            kind,
-            description,
-            config,
-            auth_method,
-            auth_config,
-        }),
+        (Some(name), Some(kind), Some(auth_method)) if problems.is_empty() => {
+            let mut config = config;
+            let mut auth_config = auth_config;
+            if let Some(key) = take_config_api_key(kind, &mut config) {
+                auth_config
+                    .get_or_insert_with(PlainSecret::default)
+                    .0
+                    .entry("apiKey")
+                    .or_insert(key);
+            }
+            Ok(NewConnector {
+                name,
+                kind,
+                description,
+                config,
+                auth_method,
+                auth_config,
+            })
+        }
         _ => Err(ApiError::validation(problems)),
     }
+}
+
+/// Salesforce and HubSpot accept `apiKey` in `config`, as the spec says, but it is a secret: it
+/// is taken out of `config` to be sealed with `authConfig` (where an `apiKey` already given
+/// there wins). Stored items that still hold one are hidden on read (`Connector::view`).
+pub fn take_config_api_key(kind: ConnectorType, config: &mut Map<String, Value>) -> Option<Value> {
+    kind.accepts_api_key_in_auth_config()
+        .then(|| config.remove("apiKey"))
+        .flatten()
 }
 
 /// The `id` of an update or test body: 400 `missing_id` when absent or null, 400 `invalid_id`

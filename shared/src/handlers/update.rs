@@ -9,12 +9,12 @@ use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::now_rfc3339;
-use crate::model::{field_names, Connector, Status};
+use crate::model::{field_names, Connector, PlainSecret, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::{
     carry_host_key_pin, check_auth_config, check_config, has_api_key, is_api_key_field,
-    parse_update, Change, ConnectorPatch,
+    parse_update, take_config_api_key, Change, ConnectorPatch,
 };
 use lambda_http::{Body, Request, Response};
 use serde_json::Map;
@@ -190,6 +190,17 @@ async fn apply<E: SecretSealer>(
             next.last_error = None;
         }
         None => {}
+    }
+    // A salesforce / hubspot config.apiKey (given now, or stored before it was sealed) moves into
+    // the sealed secret; custody above has already judged the secret it joins.
+    if let Some(key) = take_config_api_key(next.kind, &mut next.config) {
+        let mut secret = match &next.auth_config {
+            Some(sealed) => sealer.open(ctx, sealed).await?,
+            None => PlainSecret::default(),
+        };
+        secret.0.entry("apiKey").or_insert(key);
+        next.auth_config_fields = field_names(&secret.0);
+        next.auth_config = Some(sealer.seal(ctx, &secret.0).await?);
     }
     next.updated_at = now_rfc3339();
     next.version = current.version + 1;
