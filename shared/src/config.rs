@@ -140,6 +140,9 @@ pub async fn load_aws() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::tls::aws_http_client())
         .timeout_config(aws_timeouts(crate::deadline::operation_budget()))
+        // One retry: a lost connection is tried again at once; a stalled answer is the request
+        // budget's to end (deadline::REQUEST_BUDGET), not a third attempt's.
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         // The attempt timeout already bounds a stalled answer (our bodies are kilobytes); the
         // throughput monitor wrapped every body and cost ~2% of a warm request's instructions.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())

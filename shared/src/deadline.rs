@@ -41,6 +41,17 @@ pub fn operation_budget() -> Duration {
     function_timeout().saturating_sub(MARGIN)
 }
 
+/// The most a list or CRUD request takes in all: DynamoDB and KMS answer in milliseconds, so a
+/// stalled one becomes a 503 within 5 s, whatever the function's timeout. (An attempt may take
+/// `config::AWS_ATTEMPT_TIMEOUT`, which leaves time for the one retry of a lost connection.)
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(4);
+
+/// When a list or CRUD request's answer is due: the invocation's deadline, or `REQUEST_BUDGET`
+/// from now if that comes first.
+pub fn crud_answer_by(req: &Request) -> Instant {
+    answer_by(req).min(Instant::now() + REQUEST_BUDGET)
+}
+
 /// When the answer to this invocation is due.
 pub fn answer_by(req: &Request) -> Instant {
     let lambda = req.lambda_context_ref().map(|c| c.deadline());

@@ -183,3 +183,87 @@ async fn timed(
     let resp = work.await;
     (name, Reply::from(resp), started.elapsed())
 }
+
+/// Hardening III, point 6: with the template's 10 s timeout, a stalled DynamoDB or KMS (which
+/// answer in milliseconds when healthy) costs a list or CRUD request at most the request budget
+/// (4 s), not the 8.5 s up to its deadline; 1 s of margin to the promised 5 s.
+#[tokio::test]
+async fn crud_answers_a_stall_within_five_seconds_whatever_the_function_timeout() {
+    let st = stack().await;
+    let t = Tenant::new("stall5");
+    let kept = t.create_id(postgres("kept5")).await;
+    let p = proxy("-", Fault::None).await;
+    let sdk = sdk_through(
+        &p,
+        Some(shared::config::aws_timeouts(
+            CRUD_TIMEOUT - shared::deadline::MARGIN,
+        )),
+    )
+    .await;
+    let store = DynamoStore::from_sdk(&sdk, TABLE);
+    let sealer = KmsEnvelope::from_sdk(&sdk, &st.key_id);
+    let v = Some(&st.verifier);
+    let auth = |c: Call| c.bearer(&t.token);
+    let create_call = auth(Call::new("POST", "/api/v1/connectors")).json(json!({
+        "name": "new5", "type": "mysql",
+        "config": {"host": "db.example.com", "port": 3306, "database": "d"},
+        "authConfig": {"username": "u", "password": "stalled-secret"}
+    }));
+    p.stall(true);
+    let all = join_all([
+        Box::pin(timed(
+            "list",
+            list::handle(
+                &store,
+                v,
+                due_in(auth(Call::new("GET", "/api/v1/connectors")), CRUD_TIMEOUT),
+            ),
+        )) as Pending,
+        Box::pin(timed(
+            "create",
+            create::handle(&store, &sealer, v, due_in(create_call, CRUD_TIMEOUT)),
+        )),
+        Box::pin(timed(
+            "update",
+            update::handle(
+                &store,
+                &sealer,
+                v,
+                due_in(
+                    auth(Call::new("PUT", "/api/v1/connectors"))
+                        .json(json!({"id": kept, "description": "x"})),
+                    CRUD_TIMEOUT,
+                ),
+            ),
+        )),
+        Box::pin(timed(
+            "delete",
+            delete::handle(
+                &store,
+                v,
+                due_in(
+                    auth(Call::new("DELETE", "/api/v1/connectors")).query("id", &kept),
+                    CRUD_TIMEOUT,
+                ),
+            ),
+        )),
+    ]);
+    let replies = tokio::time::timeout(CRUD_TIMEOUT, all)
+        .await
+        .expect("a stalled dependency hung a CRUD request past its deadline");
+    p.stall(false);
+    for (name, r, took) in &replies {
+        assert_eq!(
+            (r.status, r.code()),
+            (503, "unavailable"),
+            "{name}: {}",
+            r.raw
+        );
+        assert!(r.headers.contains_key("retry-after"), "{name}");
+        assert!(
+            *took < Duration::from_secs(5),
+            "{name} answered the stall after {took:?}"
+        );
+    }
+    assert_eq!(t.get(&kept).await.body["version"], 1, "nothing was written");
+}

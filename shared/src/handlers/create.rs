@@ -23,9 +23,12 @@ pub async fn handle<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    audited("create", req, async |req, audit| {
-        run(store, sealer, verifier, req, audit).await
-    })
+    audited(
+        "create",
+        crate::deadline::crud_answer_by,
+        req,
+        async |req, audit| run(store, sealer, verifier, req, audit).await,
+    )
     .await
 }
 

@@ -15,9 +15,12 @@ pub async fn handle<S: ConnectorReader + ConnectorWriter>(
     verifier: Option<&TokenVerifier>,
     req: Request,
 ) -> Response<Body> {
-    audited("delete", req, async |req, audit| {
-        run(store, verifier, req, audit).await
-    })
+    audited(
+        "delete",
+        crate::deadline::crud_answer_by,
+        req,
+        async |req, audit| run(store, verifier, req, audit).await,
+    )
     .await
 }
 

@@ -1,7 +1,7 @@
 //! GET /api/v1/connectors (a page) and GET /api/v1/connectors/{id} (one connector).
 
 use super::{respond, BASE_PATH};
-use crate::deadline::{answer_by, within};
+use crate::deadline::{crud_answer_by, within};
 use crate::error::ApiError;
 use crate::http::{json, path_param, query_param, with_etag};
 use crate::identity::{identify, READ_ROLES};
@@ -29,7 +29,7 @@ pub async fn handle<S: ConnectorReader>(
     req: Request,
 ) -> Response<Body> {
     observed("list", req, |req| async move {
-        respond(within(answer_by(&req), run(store, verifier, &req)).await)
+        respond(within(crud_answer_by(&req), run(store, verifier, &req)).await)
     })
     .await
 }

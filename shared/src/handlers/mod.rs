@@ -10,12 +10,13 @@ pub mod test;
 pub mod update;
 
 use crate::audit::AuditEvent;
-use crate::deadline::{answer_by, within};
+use crate::deadline::within;
 use crate::envelope::CryptoError;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::telemetry::request::observed;
 use lambda_http::{Body, Request, Response};
+use std::time::Instant;
 
 /// How many times a write is retried after a concurrent change before answering 409.
 const WRITE_ATTEMPTS: usize = 3;
@@ -50,16 +51,18 @@ fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// The frame of a mutating endpoint: observed (request id, closing line, metrics), bounded by the
-/// invocation's deadline, and audited with its final status whatever happened.
+/// The frame of a mutating endpoint: observed (request id, closing line, metrics), bounded by
+/// `due` (`crud_answer_by` for CRUD, the invocation's deadline for a test, whose probe takes
+/// seconds), and audited with its final status whatever happened.
 async fn audited(
     action: &'static str,
+    due: fn(&Request) -> Instant,
     req: Request,
     run: impl AsyncFnOnce(&Request, &mut AuditEvent) -> Result<Response<Body>, ApiError>,
 ) -> Response<Body> {
     observed(action, req, |req| async move {
         let mut audit = AuditEvent::new(action);
-        let resp = respond(within(answer_by(&req), run(&req, &mut audit)).await);
+        let resp = respond(within(due(&req), run(&req, &mut audit)).await);
         audit.emit(resp.status().as_u16());
         resp
     })

@@ -151,9 +151,12 @@ where
     E: SecretSealer,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        audited("test", req, async |req, audit| {
-            Ok(self.admit_and_run(req, audit).await)
-        })
+        audited(
+            "test",
+            crate::deadline::answer_by,
+            req,
+            async |req, audit| Ok(self.admit_and_run(req, audit).await),
+        )
         .await
     }
 

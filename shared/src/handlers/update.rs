@@ -29,9 +29,12 @@ where
     S: ConnectorReader + ConnectorWriter,
     E: SecretSealer,
 {
-    audited("update", req, async |req, audit| {
-        run(store, sealer, verifier, req, audit).await
-    })
+    audited(
+        "update",
+        crate::deadline::crud_answer_by,
+        req,
+        async |req, audit| run(store, sealer, verifier, req, audit).await,
+    )
     .await
 }
 
