@@ -88,6 +88,24 @@ async fn a_dry_run_to_another_type_or_url_sends_no_stored_secret() {
     assert_eq!(r.status, 200, "{}", r.raw);
     warned_stored_not_used(&r);
     reached_without_secrets(&seen, &[PASSWORD, USER]);
+
+    // On a shared host (a webhook relay) the path names the receiver: same origin, another
+    // path is a move too.
+    let (addr, seen) = recorder().await;
+    let hook = t
+        .create_id(json!({"name": "hook", "type": "webhook",
+            "config": {"url": format!("http://{addr}/services/ours")},
+            "authConfig": {"username": USER, "password": PASSWORD}}))
+        .await;
+    let r = dry(
+        &t,
+        "editor",
+        json!({"id": hook, "config": {"url": format!("http://{addr}/services/theirs")}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    warned_stored_not_used(&r);
+    reached_without_secrets(&seen, &[PASSWORD, USER]);
 }
 
 #[tokio::test]

@@ -120,6 +120,8 @@ def granted(role):
     out = set()
     for policy in role["Properties"].get("Policies", []):
         for st in policy["PolicyDocument"]["Statement"]:
+            if st["Effect"] == "Deny":
+                continue  # denials are checked by their own test
             assert st["Effect"] == "Allow"
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             for a in actions:
@@ -243,6 +245,19 @@ def test_every_function_traces_as_the_parameter_says_and_names_the_namespace(res
         props = resources[f"{f}Function"]["Properties"]
         assert props["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}, f
         assert props["Environment"]["Variables"]["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}, f
+
+
+def test_no_role_of_the_deployments_own_account_can_be_assumed(resources):
+    denials = {
+        f: [st for p in resources[f"{f}FunctionRole"]["Properties"].get("Policies", [])
+            for st in p["PolicyDocument"]["Statement"] if st["Effect"] == "Deny"]
+        for f in FUNCTIONS
+    }
+    assert {f: d for f, d in denials.items() if d} == {"Test": [{
+        "Effect": "Deny",
+        "Action": "sts:AssumeRole",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"},
+    }]}
 
 
 def test_the_function_role_is_lent_to_connectors_only_when_the_parameter_says(resources):

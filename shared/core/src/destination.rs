@@ -68,9 +68,12 @@ fn normalize(form: Form, value: Option<&Value>) -> Option<String> {
                     |u| u.as_str().map_or_else(|| u.to_string(), url_text),
                 ),
         ),
+        // Typed: `true` and `"true"` are different settings (a probe may read only one of them).
+        Form::Exact => value.map(Value::to_string),
         _ => text.map(|t| match form {
             Form::Host => host(&t),
             Form::Origin => origin(&t),
+            Form::OriginPath => origin_path(&t),
             Form::FullUrl => url_text(&t),
             Form::Servers(port) => servers(&t, port),
             Form::Word => t.to_ascii_lowercase(),
@@ -83,6 +86,15 @@ fn normalize(form: Form, value: Option<&Value>) -> Option<String> {
 
 fn host(h: &str) -> String {
     h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Scheme, host, port and path (no query, fragment or user info): on a shared host (webhook
+/// relays, API gateways) the path names the party that receives the credentials.
+fn origin_path(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
+        Err(_) => u.to_ascii_lowercase(),
+    }
 }
 
 fn origin(u: &str) -> String {
@@ -124,7 +136,9 @@ fn mongo_uri(uri: &str) -> String {
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let query = rest.split_once('?').map_or("", |(_, q)| q);
-    let mut tls: Vec<String> = query
+    // In their order, duplicates kept: a client reads the first (or the last) of a repeated
+    // option, so a reordering is a move (the safe direction).
+    let tls: Vec<String> = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| {
@@ -133,7 +147,6 @@ fn mongo_uri(uri: &str) -> String {
         })
         .map(|(k, v)| format!("{}={}", k.to_ascii_lowercase(), v.to_ascii_lowercase()))
         .collect();
-    tls.sort();
     format!(
         "{}://{}?{}",
         scheme.to_ascii_lowercase(),
@@ -185,7 +198,7 @@ mod tests {
         let http = |c: Value, a: Value| dest("rest_api", c, a);
         assert_eq!(
             http(json!({"url": "HTTPS://Api.Example.com:443/v1"}), json!({})),
-            http(json!({"url": "https://api.example.com/v2?x=1"}), json!({}))
+            http(json!({"url": "https://api.example.com/v1?x=1"}), json!({}))
         );
         let kafka = |s: &str| {
             dest(
@@ -290,6 +303,23 @@ mod tests {
         assert_ne!(
             dest("snowflake", json!({"account": "xy1"}), json!({})),
             dest("snowflake", json!({"account": "evil"}), json!({}))
+        );
+        let mongo = |c: Value| dest("mongodb", c, json!({}));
+        assert_ne!(
+            mongo(json!({"host": "m.example.com", "tls": true})),
+            mongo(json!({"host": "m.example.com", "tls": "true"})),
+            "a string is not the boolean the probe reads"
+        );
+        let http = |url: &str| dest("webhook", json!({"url": url}), json!({}));
+        assert_ne!(
+            http("https://hooks.example.com/services/T1/B1/ours"),
+            http("https://hooks.example.com/services/T9/B9/theirs"),
+            "a shared host's path names the receiving party"
+        );
+        assert_eq!(
+            http("https://hooks.example.com/services/a?x=1"),
+            http("https://HOOKS.example.com:443/services/a?y=2"),
+            "the query is not the party"
         );
     }
 

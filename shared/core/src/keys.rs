@@ -10,6 +10,9 @@ use pkcs8::EncryptedPrivateKeyInfoRef;
 pub const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
 /// The most memory an scrypt-encrypted PKCS#8 key may ask for (128 · N · r bytes).
 pub const MAX_SCRYPT_BYTES: u64 = 32 << 20;
+/// The most work an scrypt key may ask for, N · r · p (2^21: under a second; p multiplies the
+/// time, not the memory, so the memory cap alone would let p = 65535 run for an hour).
+pub const MAX_SCRYPT_WORK: u64 = 1 << 21;
 /// The most bcrypt rounds an encrypted OpenSSH key may ask for.
 pub const MAX_BCRYPT_ROUNDS: u32 = 64;
 
@@ -45,6 +48,9 @@ fn check_pbes2(kdf: &pbes2::Kdf) -> Result<(), String> {
                 .saturating_mul(n)
                 .saturating_mul(u64::from(p.block_size))
                 .saturating_add(128u64.saturating_mul(u64::from(p.block_size)).saturating_mul(u64::from(p.parallelization)));
+            let work = n
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(u64::from(p.parallelization));
             if n < 2 || !n.is_power_of_two() {
                 Err("the private key's scrypt cost N must be a power of two of at least 2".into())
             } else if bytes > MAX_SCRYPT_BYTES {
@@ -52,6 +58,10 @@ fn check_pbes2(kdf: &pbes2::Kdf) -> Result<(), String> {
                     "the private key's scrypt parameters need {} MiB, over the {} MiB allowed",
                     bytes >> 20,
                     MAX_SCRYPT_BYTES >> 20
+                ))
+            } else if work > MAX_SCRYPT_WORK {
+                Err(format!(
+                    "the private key's scrypt work N·r·p is {work}, over the {MAX_SCRYPT_WORK} allowed"
                 ))
             } else {
                 Ok(())
@@ -93,6 +103,9 @@ mod tests {
         assert!(e.contains("254 MiB"), "{e}");
         let e = check_pkcs8(&fixture("pkcs8-scrypt-n768.pem")).unwrap_err();
         assert!(e.contains("power of two"), "{e}");
+        // 16 MiB of memory, but p = 127 rounds of it: refused for its work.
+        let e = check_pkcs8(&fixture("pkcs8-scrypt-p127.pem")).unwrap_err();
+        assert!(e.contains("N·r·p"), "{e}");
         assert_eq!(
             check_pkcs8("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
             Ok(()),

@@ -134,7 +134,8 @@ impl ConnectorType {
         ];
         const AWS: &[DestinationField] = &[D(Auth, "roleArn", Exact)];
         const GOOGLE: &[DestinationField] = &[D(Auth, "serviceAccountKey", GoogleKey)];
-        const HTTP: &[DestinationField] = &[D(Config, "url", Origin), D(Auth, "tokenUrl", FullUrl)];
+        const HTTP: &[DestinationField] =
+            &[D(Config, "url", OriginPath), D(Auth, "tokenUrl", FullUrl)];
         const SAAS: &[DestinationField] = &[D(Config, "instanceUrl", Origin)];
         match self {
             Self::Postgresql | Self::Redshift => SQL,
@@ -189,6 +190,8 @@ pub enum Form {
     Port(u16),
     /// A URL's origin: scheme, host and port (default ports and case normalized).
     Origin,
+    /// A URL's origin and path (no query): on shared hosts the path names the party.
+    OriginPath,
     /// A whole URL, normalized.
     FullUrl,
     /// `host:port,…` servers, as a set (the default port filled in).

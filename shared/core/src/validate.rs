@@ -314,6 +314,10 @@ fn check_config_field(kind: ConnectorType, field: &str, value: &Value) -> Option
                 .is_some_and(|b64| b64.len() == 43 && b64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
             (!ok).then(|| "must be an OpenSSH SHA-256 fingerprint (SHA256: and 43 base64 characters)".into())
         }
+        // The Mongo probe reads a boolean; a string would silently mean "not set".
+        "tls" if kind == ConnectorType::Mongodb => {
+            (!value.is_boolean()).then(|| "must be true or false".into())
+        }
         "serverPublicKey" if kind == ConnectorType::Mysql => {
             let ok = value.as_str().is_some_and(|s| {
                 let s = s.trim();
@@ -990,6 +994,18 @@ mod tests {
             assert_eq!(pg(bad.clone()), ["config.sslmode"], "{bad}");
         }
         assert_eq!(SslMode::of(&Map::new()), SslMode::Prefer);
+    }
+
+    #[test]
+    fn mongo_tls_is_a_boolean() {
+        let create = |tls: Value| {
+            parse_create(body(
+                json!({"name": "n", "type": "mongodb", "config": {"host": "m.example.com", "tls": tls}}),
+            ))
+        };
+        assert!(create(json!(true)).is_ok());
+        let e = create(json!("true")).unwrap_err();
+        assert_eq!(problem_fields(&e), ["config.tls"]);
     }
 
     #[test]

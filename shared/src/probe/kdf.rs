@@ -12,12 +12,20 @@ use zeroize::Zeroizing;
 /// Key derivations running at once in one process.
 pub const AT_ONCE: usize = 2;
 
-static SLOTS: Semaphore = Semaphore::const_new(AT_ONCE);
-
-/// Runs `work` on a blocking thread once a slot is free.
+/// Runs `work` on a blocking thread once a slot is free. The slot goes with the work, not with
+/// the waiting probe: a probe that times out leaves the derivation running, and it keeps its slot
+/// until it ends, so no more than `AT_ONCE` ever run.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let _slot = SLOTS.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
+    static SHARED: std::sync::OnceLock<std::sync::Arc<Semaphore>> = std::sync::OnceLock::new();
+    let slots = SHARED.get_or_init(|| std::sync::Arc::new(Semaphore::new(AT_ONCE)));
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let out = work();
+        drop(slot);
+        out
+    })
+    .await
+    .ok()
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> Failure {

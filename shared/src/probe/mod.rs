@@ -177,7 +177,8 @@ impl Prober {
         let target = match target::target_for(kind, config, secret) {
             Ok(t) => t,
             Err(message) => {
-                return rec.finish(Err(Failure::new(ProbeCode::InvalidConfig, message)))
+                let failure = Failure::new(ProbeCode::InvalidConfig, message);
+                return rec.finish_masked(Err(failure), secret);
             }
         };
         let budget = self.settings.total_timeout;
@@ -195,11 +196,7 @@ impl Prober {
                 format!("the probe did not finish within {} ms", budget.as_millis()),
             )),
         };
-        let mut diagnostics = rec.finish(result);
-        if let Some(secret) = secret {
-            diagnostics.redact(secret);
-        }
-        diagnostics
+        rec.finish_masked(result, secret)
     }
 
     /// Resolves through the guard and connects to a checked address: the only way a probe gets a

@@ -308,32 +308,40 @@ impl Recorder {
 
     /// The report; every text in it is tidied (a server's text is the server's choice).
     pub fn finish(self, result: Result<String, Failure>) -> Diagnostics {
+        self.finish_masked(result, None)
+    }
+
+    /// The report, every credential value of `secret` that a text names masked first (so no cut
+    /// splits a value, and a control character inside one does not hide it), then every text
+    /// tidied.
+    pub fn finish_masked(
+        self,
+        result: Result<String, Failure>,
+        secret: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Diagnostics {
         let latency_ms = self.started.elapsed().as_millis() as u64;
         let (code, message) = match result {
             Ok(message) => (ProbeCode::Ok, message),
             Err(f) => (f.code, f.message),
         };
-        Diagnostics {
+        let mut d = Diagnostics {
             code,
-            message: tidy(&message),
+            message,
             depth: self.depth,
             latency_ms,
-            steps: self
-                .steps
-                .into_iter()
-                .map(|s| Step {
-                    detail: tidy(&s.detail),
-                    ..s
-                })
-                .collect(),
-            warnings: self.warnings.iter().map(|w| tidy(w)).collect(),
-            server: self.server.map(|s| ServerInfo {
-                product: tidy(&s.product),
-                version: tidy(&s.version),
-            }),
+            steps: self.steps,
+            warnings: self.warnings,
+            server: self.server,
             tls: self.tls,
             host_key: self.host_key,
+        };
+        if let Some(secret) = secret {
+            d.redact(secret);
         }
+        for text in d.texts() {
+            *text = tidy(text);
+        }
+        d
     }
 }
 
@@ -354,17 +362,32 @@ pub fn tidy(text: &str) -> String {
 }
 
 impl Diagnostics {
+    /// Every text of the report, the server's and its certificate's included.
+    fn texts(&mut self) -> impl Iterator<Item = &mut String> {
+        let server = self
+            .server
+            .iter_mut()
+            .flat_map(|s| [&mut s.product, &mut s.version]);
+        let tls = self.tls.iter_mut().flat_map(|t| {
+            [&mut t.version, &mut t.subject, &mut t.issuer]
+                .into_iter()
+                .flatten()
+        });
+        std::iter::once(&mut self.message)
+            .chain(self.steps.iter_mut().map(|s| &mut s.detail))
+            .chain(self.warnings.iter_mut())
+            .chain(server)
+            .chain(tls)
+    }
+
     /// Replaces every credential value that a text names (ours, or a server echoing it back,
     /// as PostgreSQL quotes `user "svc_…"`) with its masked form, as `authConfig` is shown.
-    pub fn redact(&mut self, secret: &serde_json::Map<String, serde_json::Value>) {
+    fn redact(&mut self, secret: &serde_json::Map<String, serde_json::Value>) {
         let mut values = Vec::new();
         collect_strings(secret, &mut values);
         // Longest first, so a value inside another is not masked half-way.
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        let texts = std::iter::once(&mut self.message)
-            .chain(self.steps.iter_mut().map(|s| &mut s.detail))
-            .chain(self.warnings.iter_mut());
-        for text in texts {
+        for text in self.texts() {
             for v in &values {
                 if text.contains(*v) {
                     *text = text.replace(*v, &crate::masking::mask_str(v));
@@ -411,12 +434,25 @@ mod texts {
     fn credential_values_in_texts_are_masked() {
         let mut rec = Recorder::default();
         rec.record(StepName::Auth, true, 1, "user svc_kaireon accepted");
-        let mut d = rec.finish(Err(Failure::new(
-            ProbeCode::AuthFailed,
-            "password authentication failed for user \"svc_kaireon\"",
-        )));
-        let secret = serde_json::json!({"username": "svc_kaireon", "password": "pw"});
-        d.redact(secret.as_object().unwrap());
+        // A value with a control character in it, named at the very end of a long text.
+        rec.warn(format!(
+            "{}ctl\u{7}secret-value",
+            "x".repeat(MAX_MESSAGE_CHARS - 8)
+        ));
+        let secret =
+            serde_json::json!({"username": "svc_kaireon", "password": "ctl\u{7}secret-value"});
+        let d = rec.finish_masked(
+            Err(Failure::new(
+                ProbeCode::AuthFailed,
+                "password authentication failed for user \"svc_kaireon\"",
+            )),
+            secret.as_object(),
+        );
+        assert!(
+            !d.warnings[0].contains("secret"),
+            "masked before the cut: {}",
+            d.warnings[0]
+        );
         assert_eq!(
             d.message,
             "password authentication failed for user \"sv***on\""
