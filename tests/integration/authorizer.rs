@@ -71,6 +71,7 @@ async fn allowed(
     token: &str,
     tenant: Option<&str>,
 ) -> Option<Value> {
+    crate::logs::route_metrics();
     let resp = authorize(v, event(route, Some(token), tenant)).await;
     resp.is_authorized.then_some(resp.context)
 }

@@ -42,16 +42,29 @@ struct Routed;
 
 impl Write for Routed {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        SINK.with(|s| {
-            if let Some(c) = &*s.borrow() {
-                c.0.lock().unwrap().extend_from_slice(buf);
-            }
+        SINK.with(|s| match &*s.borrow() {
+            Some(c) => c.0.lock().unwrap().extend_from_slice(buf),
+            // Another test's line: to that test's own output, which the harness shows only when
+            // the test fails (a passing run's log stays quiet).
+            None => print!("{}", String::from_utf8_lossy(buf)),
         });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Metric lines (EMF) go the way log lines go: to a capturing test's scan, else to the emitting
+/// test's own output. Installed by the stack for every test (the handlers write one per request).
+pub fn route_metrics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        shared::telemetry::metrics::set_sink(|line| {
+            let mut routed = Routed;
+            let _ = routed.write_all(format!("{line}\n").as_bytes());
+        });
+    });
 }
 
 /// Captures this thread's log lines in the functions' format at `trace` (`RUST_LOG=trace`).
@@ -63,12 +76,8 @@ fn capture() -> Captured {
         let subscriber = shared::telemetry::subscriber(|| Routed, EnvFilter::new("trace"));
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other subscriber in the tests");
-        // Metric lines (EMF) go the same way, so every scan below covers them too.
-        shared::telemetry::metrics::set_sink(|line| {
-            let mut routed = Routed;
-            let _ = routed.write_all(format!("{line}\n").as_bytes());
-        });
     });
+    route_metrics();
     let captured = Captured::default();
     SINK.with(|s| *s.borrow_mut() = Some(captured.clone()));
     captured

@@ -50,6 +50,7 @@ pub async fn stack() -> &'static Stack {
 }
 
 async fn build() -> Stack {
+    crate::logs::route_metrics();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))

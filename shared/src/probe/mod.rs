@@ -41,8 +41,9 @@ pub struct ProbeSettings {
 }
 
 impl ProbeSettings {
-    /// From `PROBE_CONNECT_TIMEOUT_MS`, `PROBE_TIMEOUT_MS`, `PROBE_ALLOW_CIDRS`, `PROBE_DNS_SERVER`
-    /// and `PROBE_RESOLVE`.
+    /// From `PROBE_CONNECT_TIMEOUT_MS`, `PROBE_TIMEOUT_MS`, `PROBE_ALLOW_CIDRS`, `PROBE_DNS_SERVER`,
+    /// `PROBE_RESOLVE` and `PROBE_CERT_WARN_DAYS` (read here, so a bad value stops the function at
+    /// init).
     pub fn from_env() -> Result<Self, String> {
         let ms = |name: &str, default: u64| -> Result<Duration, String> {
             match std::env::var(name) {
@@ -66,6 +67,15 @@ impl ProbeSettings {
         };
         let resolve = net::Overrides::parse(&std::env::var("PROBE_RESOLVE").unwrap_or_default())
             .map_err(|e| format!("PROBE_RESOLVE: {e}"))?;
+        let warn_days = match std::env::var("PROBE_CERT_WARN_DAYS") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| "PROBE_CERT_WARN_DAYS must be a whole number of days".to_string())?
+                .into(),
+            _ => tls::DEFAULT_WARN_DAYS,
+        };
+        tls::set_warn_days(warn_days);
         Ok(Self {
             connect_timeout: ms("PROBE_CONNECT_TIMEOUT_MS", 3000)?,
             total_timeout: ms("PROBE_TIMEOUT_MS", 8000)?,
@@ -81,6 +91,10 @@ fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+fn no_endpoint() -> Failure {
+    Failure::new(ProbeCode::InvalidConfig, "no server to connect to")
 }
 
 /// What a Kafka login uses: `securityProtocol` (confluent_kafka: SASL_SSL; kafka: SASL_SSL when
@@ -339,9 +353,9 @@ impl Prober {
             Target::Tcp {
                 endpoints,
                 protocol: target::Protocol::Kafka,
-            } if !endpoints.is_empty() => {
+            } => {
                 // The first bootstrap server answers for the cluster (as clients bootstrap).
-                let (host, port) = &endpoints[0];
+                let (host, port) = endpoints.first().ok_or_else(no_endpoint)?;
                 let stream = self.guarded_connect(host, *port, rec).await?;
                 wire::kafka::login(stream, &kafka_login(kind, host, config, secret), limit, rec)
                     .await
@@ -349,8 +363,8 @@ impl Prober {
             Target::Tcp {
                 endpoints,
                 protocol: target::Protocol::Mongo,
-            } if !endpoints.is_empty() => {
-                let (host, port) = &endpoints[0];
+            } => {
+                let (host, port) = endpoints.first().ok_or_else(no_endpoint)?;
                 self.mongo(host, *port, config, secret, rec).await
             }
             Target::Tcp {
@@ -427,5 +441,19 @@ impl Prober {
                 Ok(format!("stream {stream} is reachable"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_certificate_warning_window_stops_the_function_at_init_naming_the_variable() {
+        // The only unit test that touches PROBE_CERT_WARN_DAYS; nothing else reads it.
+        std::env::set_var("PROBE_CERT_WARN_DAYS", "two weeks");
+        let e = ProbeSettings::from_env().unwrap_err();
+        std::env::remove_var("PROBE_CERT_WARN_DAYS");
+        assert!(e.contains("PROBE_CERT_WARN_DAYS"), "{e}");
     }
 }

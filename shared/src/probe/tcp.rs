@@ -2,10 +2,11 @@
 
 use super::report::{Failure, ProbeCode};
 use super::target::Protocol;
+use super::wire::send;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -54,21 +55,13 @@ pub async fn handshake(
         Protocol::Postgres => postgres(stream, limit).await,
         Protocol::Mysql => mysql(stream, limit).await,
         Protocol::Ssh => ssh(stream, limit).await,
-        Protocol::Mongo => mongo(stream, limit).await,
-        Protocol::Kafka => kafka(stream, limit).await,
+        // wire/mongo.rs and wire/kafka.rs speak these (hello, ApiVersions) in their logins.
+        Protocol::Mongo | Protocol::Kafka => Err(Failure::new(
+            ProbeCode::InvalidConfig,
+            "this protocol is proven by its login",
+        )),
     }
     .map(|detail| ((), detail))
-}
-
-async fn send(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> Result<(), Failure> {
-    match timeout(limit, stream.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Failure::new(
-            ProbeCode::ProtocolMismatch,
-            format!("the connection closed while sending ({})", e.kind()),
-        )),
-        Err(_) => Err(Failure::new(ProbeCode::Timeout, "sending timed out")),
-    }
 }
 
 /// Reads at least `min` bytes (up to `buf.len()`), or fails as a timeout / mismatch.
@@ -106,10 +99,7 @@ async fn read_at_least(
 }
 
 fn mismatch(expected: &str) -> Failure {
-    Failure::new(
-        ProbeCode::ProtocolMismatch,
-        format!("the service does not answer like {expected}"),
-    )
+    Failure::mismatch(expected)
 }
 
 /// SSLRequest (length 8, code 80877103); a Postgres answers a single `S` or `N` and then waits
@@ -155,103 +145,5 @@ async fn ssh(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure>
         ))
     } else {
         Err(mismatch("an SSH server"))
-    }
-}
-
-/// OP_MSG (opcode 2013) with `{hello: 1, $db: "admin"}`; a MongoDB answers with an OP_MSG.
-async fn mongo(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
-    send(stream, &mongo_hello(), limit).await?;
-    let mut header = [0u8; 16];
-    read_at_least(stream, &mut header, 16, limit).await?;
-    let response_to = i32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    let opcode = i32::from_le_bytes([header[12], header[13], header[14], header[15]]);
-    if opcode == 2013 && response_to == MONGO_REQUEST_ID {
-        Ok("MongoDB answered hello".into())
-    } else {
-        Err(mismatch("MongoDB"))
-    }
-}
-
-const MONGO_REQUEST_ID: i32 = 1;
-
-fn mongo_hello() -> Vec<u8> {
-    let mut doc = Vec::new();
-    doc.push(0x10); // int32
-    doc.extend_from_slice(b"hello\0");
-    doc.extend_from_slice(&1i32.to_le_bytes());
-    doc.push(0x02); // string
-    doc.extend_from_slice(b"$db\0");
-    doc.extend_from_slice(&6i32.to_le_bytes());
-    doc.extend_from_slice(b"admin\0");
-    doc.push(0);
-    let doc_len = (doc.len() + 4) as i32;
-    let mut body = Vec::new();
-    body.extend_from_slice(&0u32.to_le_bytes()); // flagBits
-    body.push(0); // section kind 0: body
-    body.extend_from_slice(&doc_len.to_le_bytes());
-    body.extend_from_slice(&doc);
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&((16 + body.len()) as i32).to_le_bytes());
-    msg.extend_from_slice(&MONGO_REQUEST_ID.to_le_bytes());
-    msg.extend_from_slice(&0i32.to_le_bytes());
-    msg.extend_from_slice(&2013i32.to_le_bytes());
-    msg.extend_from_slice(&body);
-    msg
-}
-
-const KAFKA_CORRELATION_ID: i32 = 0x636f_6e6e;
-
-/// ApiVersions v0 (api key 18); a Kafka broker answers with our correlation id.
-async fn kafka(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
-    send(stream, &kafka_api_versions(), limit).await?;
-    let mut buf = [0u8; 10];
-    read_at_least(stream, &mut buf, 10, limit).await?;
-    let correlation = i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let error = i16::from_be_bytes([buf[8], buf[9]]);
-    match (correlation == KAFKA_CORRELATION_ID, error) {
-        (true, 0) => Ok("Kafka answered ApiVersions".into()),
-        (true, e) => Ok(format!("Kafka answered ApiVersions with error code {e}")),
-        (false, _) => Err(mismatch("a Kafka broker")),
-    }
-}
-
-fn kafka_api_versions() -> Vec<u8> {
-    let client_id = b"connectors-api";
-    let mut body = Vec::new();
-    body.extend_from_slice(&18i16.to_be_bytes());
-    body.extend_from_slice(&0i16.to_be_bytes());
-    body.extend_from_slice(&KAFKA_CORRELATION_ID.to_be_bytes());
-    body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    body.extend_from_slice(client_id);
-    let mut msg = (body.len() as i32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    msg
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mongo_hello_is_a_well_formed_op_msg() {
-        let msg = mongo_hello();
-        assert_eq!(
-            i32::from_le_bytes(msg[0..4].try_into().unwrap()) as usize,
-            msg.len()
-        );
-        assert_eq!(i32::from_le_bytes(msg[12..16].try_into().unwrap()), 2013);
-        let doc_len = i32::from_le_bytes(msg[21..25].try_into().unwrap()) as usize;
-        assert_eq!(21 + doc_len, msg.len(), "the BSON document fills the rest");
-        assert_eq!(*msg.last().unwrap(), 0);
-    }
-
-    #[test]
-    fn kafka_request_is_length_prefixed() {
-        let msg = kafka_api_versions();
-        assert_eq!(
-            i32::from_be_bytes(msg[0..4].try_into().unwrap()) as usize,
-            msg.len() - 4
-        );
-        assert_eq!(i16::from_be_bytes(msg[4..6].try_into().unwrap()), 18);
     }
 }

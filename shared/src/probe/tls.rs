@@ -236,13 +236,18 @@ pub fn reason_of(e: &rustls::Error) -> TlsReason {
 
 /// Days before notAfter from which a certificate is a warning (`PROBE_CERT_WARN_DAYS`, 14).
 pub fn warn_days() -> i64 {
-    static DAYS: OnceLock<i64> = OnceLock::new();
-    *DAYS.get_or_init(|| {
-        std::env::var("PROBE_CERT_WARN_DAYS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(14)
-    })
+    *WARN_DAYS.get().unwrap_or(&DEFAULT_WARN_DAYS)
+}
+
+/// `PROBE_CERT_WARN_DAYS` when it is not set.
+pub const DEFAULT_WARN_DAYS: i64 = 14;
+
+static WARN_DAYS: OnceLock<i64> = OnceLock::new();
+
+/// Set once at init by `ProbeSettings::from_env` (which refuses a bad value there, not at the
+/// first probe); the first call wins.
+pub fn set_warn_days(days: i64) {
+    let _ = WARN_DAYS.set(days);
 }
 
 /// Subject, issuer and expiry of a DER certificate, as of `now` (Unix seconds); None when it
