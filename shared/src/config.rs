@@ -1,6 +1,5 @@
 //! Configuration read once at init from the environment.
 
-use crate::handlers::test::SweepSettings;
 use crate::limits::breaker::BreakerPolicy;
 use crate::limits::rate::RatePolicy;
 use crate::token::{ClaimNames, TokenVerifier};
@@ -31,6 +30,24 @@ pub struct Settings {
     pub sweep_queue_url: Option<String>,
     /// Consecutive probe failures that open a connector's circuit (`BREAKER_FAILURE_THRESHOLD`, default 5).
     pub breaker_threshold: u32,
+}
+
+/// The scheduled sweep's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// Time between two scheduled probes of one connector (`SWEEP_INTERVAL_SECONDS`, default 3600).
+    pub interval: Duration,
+    /// Probes run at once (`SWEEP_CONCURRENCY`, default 16).
+    pub concurrency: usize,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(3600),
+            concurrency: 16,
+        }
+    }
 }
 
 pub const DEFAULT_JWT_ISSUER: &str = "connectors-api-local";

@@ -44,23 +44,8 @@ pub struct Tester<S, E> {
     pub fanout: Option<ShardQueue>,
 }
 
-/// The scheduled sweep's pace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SweepSettings {
-    /// Time between two scheduled probes of one connector (`SWEEP_INTERVAL_SECONDS`, default 3600).
-    pub interval: Duration,
-    /// Probes run at once (`SWEEP_CONCURRENCY`, default 16).
-    pub concurrency: usize,
-}
-
-impl Default for SweepSettings {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(3600),
-            concurrency: 16,
-        }
-    }
-}
+/// The scheduled sweep's pace (read at init, with the rest of the settings).
+pub use crate::config::SweepSettings;
 
 /// `circuit` in the response.
 #[derive(Debug, Serialize)]

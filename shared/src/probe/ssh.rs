@@ -11,7 +11,6 @@ use russh::client::{self, AuthResult};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// Who logs in where.
 pub struct Login<'a> {
@@ -60,8 +59,8 @@ fn failure(code: ProbeCode, message: impl Into<String>) -> Failure {
 }
 
 /// The SSH session: handshake, authentication, SFTP stat.
-pub async fn login(
-    stream: TcpStream,
+pub async fn login<S: super::wire::Io + 'static>(
+    stream: S,
     login: &Login<'_>,
     limit: Duration,
     rec: &mut Recorder,

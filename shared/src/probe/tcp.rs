@@ -2,7 +2,7 @@
 
 use super::report::{Failure, ProbeCode};
 use super::target::Protocol;
-use super::wire::send;
+use super::wire::{send, Io};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,8 +46,8 @@ pub async fn connect(
 }
 
 /// Proves the service speaks `protocol`; `limit` bounds each read.
-pub async fn handshake(
-    stream: &mut TcpStream,
+pub async fn handshake<S: Io>(
+    stream: &mut S,
     protocol: Protocol,
     limit: Duration,
 ) -> Result<((), String), Failure> {
@@ -65,8 +65,8 @@ pub async fn handshake(
 }
 
 /// Reads at least `min` bytes (up to `buf.len()`), or fails as a timeout / mismatch.
-async fn read_at_least(
-    stream: &mut TcpStream,
+async fn read_at_least<S: Io>(
+    stream: &mut S,
     buf: &mut [u8],
     min: usize,
     limit: Duration,
@@ -104,7 +104,7 @@ fn mismatch(expected: &str) -> Failure {
 
 /// SSLRequest (length 8, code 80877103); a Postgres answers a single `S` or `N` and then waits
 /// for us. A server that says more (an SSH banner starts with `S` too) is something else.
-async fn postgres(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
+async fn postgres<S: Io>(stream: &mut S, limit: Duration) -> Result<String, Failure> {
     send(stream, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f], limit).await?;
     let mut buf = [0u8; 64];
     let n = read_at_least(stream, &mut buf, 1, limit).await?;
@@ -119,7 +119,7 @@ async fn postgres(stream: &mut TcpStream, limit: Duration) -> Result<String, Fai
 
 /// The server speaks first: a packet header (3-byte length, sequence) then protocol version 10,
 /// or an error packet (0xff) when it refuses this client.
-async fn mysql(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
+async fn mysql<S: Io>(stream: &mut S, limit: Duration) -> Result<String, Failure> {
     let mut buf = [0u8; 5];
     read_at_least(stream, &mut buf, 5, limit).await?;
     match buf[4] {
@@ -133,7 +133,7 @@ async fn mysql(stream: &mut TcpStream, limit: Duration) -> Result<String, Failur
 }
 
 /// The server speaks first with `SSH-2.0-…` (or `SSH-1.99-…`).
-async fn ssh(stream: &mut TcpStream, limit: Duration) -> Result<String, Failure> {
+async fn ssh<S: Io>(stream: &mut S, limit: Duration) -> Result<String, Failure> {
     let mut buf = [0u8; 255];
     let n = read_at_least(stream, &mut buf, 8, limit).await?;
     let banner = String::from_utf8_lossy(&buf[..n]);

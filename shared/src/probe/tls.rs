@@ -9,6 +9,7 @@
 //! `Chain` (verify-ca) the chain only, `Full` (verify-full) the chain and the host name.
 
 use super::report::{Failure, ProbeCode, Recorder, StepName, TlsReason, TlsReport};
+use super::wire::Io;
 use crate::model::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -18,7 +19,6 @@ use rustls::{
 };
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// How much of the server's certificate is checked.
@@ -303,12 +303,12 @@ pub fn expiry_warning(report: &TlsReport) -> Option<String> {
 }
 
 /// TLS over an already connected (guarded) socket; `host` is what the certificate must name.
-pub async fn connect(
-    stream: TcpStream,
+pub async fn connect<S: Io>(
+    stream: S,
     host: &str,
     verify: Verify,
     limit: Duration,
-) -> Result<(TlsStream<TcpStream>, TlsReport), TlsFailure> {
+) -> Result<(TlsStream<S>, TlsReport), TlsFailure> {
     let failed = |message: String, reason: TlsReason, der: Option<Vec<u8>>| {
         let report = report_of(der.as_deref(), None, Some(reason));
         let code = match report.reason {
@@ -367,14 +367,14 @@ pub async fn connect(
 
 /// The TLS handshake of a wire protocol, recorded: the `tls` step (timed from `started`, which may
 /// include the protocol's own request to start TLS), the report, an expiring certificate's warning.
-pub async fn handshake(
-    stream: TcpStream,
+pub async fn handshake<S: Io>(
+    stream: S,
     host: &str,
     verify: Verify,
     limit: Duration,
     started: Instant,
     rec: &mut Recorder,
-) -> Result<TlsStream<TcpStream>, Failure> {
+) -> Result<TlsStream<S>, Failure> {
     let result = connect(stream, host, verify, limit).await;
     let ms = started.elapsed().as_millis() as u64;
     match result {

@@ -9,7 +9,6 @@ use super::{send, Io};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls::{self, Verify};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 /// `config.securityProtocol`.
@@ -185,8 +184,8 @@ async fn call<S: Io + ?Sized>(
 }
 
 /// Connects (TLS when the security protocol says so), logs in and asks for metadata.
-pub async fn login(
-    stream: TcpStream,
+pub async fn login<S: Io>(
+    stream: S,
     login: &Login<'_>,
     limit: Duration,
     rec: &mut Recorder,

@@ -11,7 +11,6 @@ use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls::{self, Verify};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 /// Where and how to log in, from the connection string and config.
@@ -148,8 +147,8 @@ fn s(v: &str) -> Bson {
 }
 
 /// Logs in on a connected (guarded) socket.
-pub async fn login(
-    stream: TcpStream,
+pub async fn login<S: Io>(
+    stream: S,
     host: &str,
     settings: &Settings,
     user: Option<&str>,

@@ -11,7 +11,6 @@ use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls;
 use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 /// Who logs in where.
@@ -247,8 +246,8 @@ fn mismatch() -> Failure {
 }
 
 /// Logs in on a connected (guarded) socket; `limit` bounds each exchange.
-pub async fn login(
-    mut stream: TcpStream,
+pub async fn login<S: Io>(
+    mut stream: S,
     login: &Login<'_>,
     limit: Duration,
     rec: &mut Recorder,

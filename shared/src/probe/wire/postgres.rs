@@ -19,7 +19,6 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 /// Who logs in where.
@@ -47,8 +46,8 @@ enum Offer {
 }
 
 /// Logs in on a connected (guarded) socket; `limit` bounds each exchange.
-pub async fn login(
-    mut stream: TcpStream,
+pub async fn login<S: Io>(
+    mut stream: S,
     login: &Login<'_>,
     limit: Duration,
     rec: &mut Recorder,
@@ -91,7 +90,7 @@ pub async fn login(
 }
 
 /// SSLRequest; a PostgreSQL answers one byte, `S` or `N`.
-async fn ssl_request(stream: &mut TcpStream, limit: Duration) -> Result<Offer, Failure> {
+async fn ssl_request<S: Io>(stream: &mut S, limit: Duration) -> Result<Offer, Failure> {
     let mut buf = BytesMut::new();
     frontend::ssl_request(&mut buf);
     send(stream, &buf, limit).await?;
