@@ -3,15 +3,12 @@
 //! like any other; one hostile connector does not keep a sweep shard from the others.
 
 use crate::listeners::{listen, Hostility, Peer};
-use crate::support::{create_table, probe_settings, stack, Tenant};
+use crate::support::{probe_settings, stack, Tenant};
 use serde_json::{json, Map, Value};
 use shared::envelope::{KmsEnvelope, SecretContext, SecretSealer};
-use shared::handlers::test::{SweepSettings, Tester};
-use shared::ids::{new_connector_id, now_rfc3339};
-use shared::limits::breaker::BreakerPolicy;
-use shared::limits::rate::RatePolicy;
+use shared::handlers::test::Tester;
+use shared::ids::new_connector_id;
 use shared::model::{Connector, ConnectorType, Status};
-use shared::probe::Prober;
 use shared::store::{ConnectorReader, DynamoStore};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -101,55 +98,30 @@ async fn each_hostile_server_gets_a_quick_clear_answer_and_the_result_is_recorde
     }
 }
 
-/// A connector item for the shard test, its secret sealed as create would seal it.
+/// A connector item for the shard test (the sweep tests' fixture, in shard 0), its secret sealed
+/// as create would seal it.
 async fn connector(
     tester: &Tester<DynamoStore, KmsEnvelope>,
     kind: ConnectorType,
     config: Value,
     auth: Value,
 ) -> Connector {
+    let mut c = crate::sweep::connector("hostile-shard", 0, Status::Pending);
     // Every connector of this test in one shard, as the issue asks: shard 0.
-    let id = std::iter::repeat_with(new_connector_id)
+    c.id = std::iter::repeat_with(new_connector_id)
         .find(|id| shared::model::due_shard(id) == shared::model::shard_key(0))
         .unwrap();
-    let now = now_rfc3339();
+    c.kind = kind;
+    c.config = config.as_object().unwrap().clone();
     let auth: Map<String, Value> = auth.as_object().unwrap().clone();
-    let sealed = match auth.is_empty() {
-        true => None,
-        false => Some(
-            tester
-                .sealer
-                .seal(
-                    SecretContext {
-                        tenant_id: "hostile-shard",
-                        connector_id: &id,
-                    },
-                    &auth,
-                )
-                .await
-                .unwrap(),
-        ),
-    };
-    let mut c = Connector {
-        name: format!("shard-{id}"),
-        id,
-        tenant_id: "hostile-shard".into(),
-        kind,
-        description: None,
-        config: config.as_object().unwrap().clone(),
-        auth_method: "access_key".into(),
-        auth_config: sealed,
-        auth_config_fields: shared::model::field_names(&auth),
-        status: Status::Pending,
-        last_tested_at: None,
-        last_error: None,
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-        breaker: None,
-        due_shard: None,
-        next_probe_at: None,
-    };
+    c.auth_config_fields = shared::model::field_names(&auth);
+    if !auth.is_empty() {
+        let ctx = SecretContext {
+            tenant_id: &c.tenant_id,
+            connector_id: &c.id,
+        };
+        c.auth_config = Some(tester.sealer.seal(ctx, &auth).await.unwrap());
+    }
     c.schedule(None);
     c
 }
@@ -157,24 +129,8 @@ async fn connector(
 #[tokio::test]
 async fn hostile_connectors_do_not_keep_a_sweep_from_the_others() {
     const TABLE: &str = "connectors-sweep-hostile";
-    let st = stack().await;
-    create_table(&st.dynamo, TABLE).await;
-    let tester = Tester {
-        store: DynamoStore::from_sdk(&st.sdk, TABLE),
-        sealer: KmsEnvelope::from_sdk(&st.sdk, &st.key_id),
-        prober: Prober::new(probe_settings(), &st.sdk),
-        rate: RatePolicy {
-            limit: 100,
-            window: Duration::from_secs(60),
-        },
-        breaker: BreakerPolicy::default(),
-        verifier: None,
-        sweep: SweepSettings {
-            interval: Duration::from_secs(3600),
-            concurrency: 4,
-        },
-        fanout: None,
-    };
+    let mut tester = crate::sweep::sweep_tester(TABLE).await;
+    tester.sweep.concurrency = 4;
     let healthy = listen(Peer::Postgres {
         delay: Duration::ZERO,
     })

@@ -123,25 +123,12 @@ async fn serve(peer: Peer, mut s: TcpStream) {
         }
         Peer::Kafka => {
             // ApiVersions (no API listed) and Metadata (no broker, no topic), until closed.
-            while s.read_exact(&mut buf[..4]).await.is_ok() {
-                let len = i32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
-                let mut req = vec![0u8; len];
-                if s.read_exact(&mut req).await.is_err() {
-                    break;
-                }
-                let api_key = i16::from_be_bytes([req[0], req[1]]);
-                let mut body = req[4..8].to_vec(); // correlation id
-                match api_key {
-                    18 => body.extend_from_slice(&[0, 0, 0, 0, 0, 0]),
-                    3 => body.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
-                    _ => break,
-                }
-                let mut reply = (body.len() as i32).to_be_bytes().to_vec();
-                reply.extend_from_slice(&body);
-                if s.write_all(&reply).await.is_err() {
-                    break;
-                }
-            }
+            kafka_answers(s, |api_key| match api_key {
+                18 => Some(&[0, 0, 0, 0, 0, 0]),
+                3 => Some(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+                _ => None,
+            })
+            .await
         }
         Peer::Http => {
             let request = read_http_request(&mut s).await;
@@ -168,6 +155,28 @@ async fn serve(peer: Peer, mut s: TcpStream) {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
         Peer::Hostile(how) => hostile(how, s).await,
+    }
+}
+
+/// Answers Kafka requests until the client hangs up: each reply is the request's correlation id
+/// and the body `answer` gives its api key (none: hang up).
+async fn kafka_answers(mut s: TcpStream, answer: impl Fn(i16) -> Option<&'static [u8]>) {
+    let mut size = [0u8; 4];
+    while s.read_exact(&mut size).await.is_ok() {
+        let mut req = vec![0u8; i32::from_be_bytes(size) as usize];
+        if s.read_exact(&mut req).await.is_err() {
+            break;
+        }
+        let Some(answer) = answer(i16::from_be_bytes([req[0], req[1]])) else {
+            break;
+        };
+        let mut body = req[4..8].to_vec(); // correlation id
+        body.extend_from_slice(answer);
+        let mut reply = (body.len() as i32).to_be_bytes().to_vec();
+        reply.extend_from_slice(&body);
+        if s.write_all(&reply).await.is_err() {
+            break;
+        }
     }
 }
 
@@ -203,26 +212,13 @@ async fn hostile(how: Hostility, mut s: TcpStream) {
             }
         }
         Hostility::KafkaEndlessMechanisms => {
-            while s.read_exact(&mut buf[..4]).await.is_ok() {
-                let len = i32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
-                let mut req = vec![0u8; len];
-                if s.read_exact(&mut req).await.is_err() {
-                    break;
-                }
-                let api_key = i16::from_be_bytes([req[0], req[1]]);
-                let mut body = req[4..8].to_vec();
-                match api_key {
-                    18 => body.extend_from_slice(&[0, 0, 0, 0, 0, 0]),
-                    // error 33 (unsupported mechanism), then a count of 2^31-1 and no names.
-                    17 => body.extend_from_slice(&[0, 33, 0x7f, 0xff, 0xff, 0xff]),
-                    _ => break,
-                }
-                let mut reply = (body.len() as i32).to_be_bytes().to_vec();
-                reply.extend_from_slice(&body);
-                if s.write_all(&reply).await.is_err() {
-                    break;
-                }
-            }
+            kafka_answers(s, |api_key| match api_key {
+                18 => Some(&[0, 0, 0, 0, 0, 0]),
+                // error 33 (unsupported mechanism), then a count of 2^31-1 and no names.
+                17 => Some(&[0, 33, 0x7f, 0xff, 0xff, 0xff]),
+                _ => None,
+            })
+            .await
         }
         Hostility::MongoHugeFrame => {
             if s.read(&mut buf).await.unwrap_or(0) > 0 {

@@ -31,6 +31,23 @@ fn due_in(call: Call, timeout: Duration) -> lambda_http::Request {
     request(call).with_lambda_context(ctx)
 }
 
+/// The store and sealer of a function whose AWS calls go through a proxy that can stall, with the
+/// functions' own SDK timeouts (for the template's 10 s): each request's own deadline or budget
+/// is what must answer a stall in time.
+async fn behind_a_proxy() -> (
+    crate::faults::Proxy,
+    aws_config::SdkConfig,
+    DynamoStore,
+    KmsEnvelope,
+) {
+    let p = proxy("-", Fault::None).await;
+    let timeouts = shared::config::aws_timeouts(CRUD_TIMEOUT - shared::deadline::MARGIN);
+    let sdk = sdk_through(&p, Some(timeouts)).await;
+    let store = DynamoStore::from_sdk(&sdk, TABLE);
+    let sealer = KmsEnvelope::from_sdk(&sdk, &stack().await.key_id);
+    (p, sdk, store, sealer)
+}
+
 #[tokio::test]
 async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds() {
     let st = stack().await;
@@ -39,18 +56,7 @@ async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds(
     let kept = t.create_id(postgres("kept")).await;
     let doomed = t.create_id(postgres("doomed")).await;
 
-    let p = proxy("-", Fault::None).await;
-    // The functions' own SDK timeouts (for the template's 10 s); each request's own deadline is
-    // what must answer a stall in time.
-    let sdk = sdk_through(
-        &p,
-        Some(shared::config::aws_timeouts(
-            CRUD_TIMEOUT - shared::deadline::MARGIN,
-        )),
-    )
-    .await;
-    let store = DynamoStore::from_sdk(&sdk, TABLE);
-    let sealer = KmsEnvelope::from_sdk(&sdk, &st.key_id);
+    let (p, sdk, store, sealer) = behind_a_proxy().await;
     let tester = tester_with(&sdk, &st.key_id, BreakerPolicy::default(), 100);
     let v = Some(&st.verifier);
     let calls = |suffix: &str| {
@@ -192,16 +198,7 @@ async fn crud_answers_a_stall_within_five_seconds_whatever_the_function_timeout(
     let st = stack().await;
     let t = Tenant::new("stall5");
     let kept = t.create_id(postgres("kept5")).await;
-    let p = proxy("-", Fault::None).await;
-    let sdk = sdk_through(
-        &p,
-        Some(shared::config::aws_timeouts(
-            CRUD_TIMEOUT - shared::deadline::MARGIN,
-        )),
-    )
-    .await;
-    let store = DynamoStore::from_sdk(&sdk, TABLE);
-    let sealer = KmsEnvelope::from_sdk(&sdk, &st.key_id);
+    let (p, _sdk, store, sealer) = behind_a_proxy().await;
     let v = Some(&st.verifier);
     let auth = |c: Call| c.bearer(&t.token);
     let create_call = auth(Call::new("POST", "/api/v1/connectors")).json(json!({

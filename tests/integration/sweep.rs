@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const TABLE_500: &str = "connectors-sweep-500";
 const TABLE_SMALL: &str = "connectors-sweep-small";
 
-async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
+pub async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
     let st = stack().await;
     create_table(&st.dynamo, table).await;
     Tester {
@@ -40,7 +40,7 @@ async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
     }
 }
 
-fn connector(tenant: &str, port: u16, status: Status) -> Connector {
+pub fn connector(tenant: &str, port: u16, status: Status) -> Connector {
     let id = new_connector_id();
     let now = now_rfc3339();
     let mut c = Connector {

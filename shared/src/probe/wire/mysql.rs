@@ -271,21 +271,8 @@ pub async fn login<S: Io>(
     };
     rec.server(product, &greeting.server_version);
     let offers_tls = greeting.capabilities & CLIENT_SSL != 0;
-    match (login.sslmode.unwrap_or(SslMode::DEFAULT), offers_tls) {
-        (SslMode::Disable, _) => {
-            rec.warn("sslmode is disable: the connection to MySQL is not encrypted");
-            authenticate(
-                &mut stream,
-                frames,
-                &greeting,
-                login,
-                Channel::Plain,
-                1,
-                limit,
-                rec,
-            )
-            .await
-        }
+    let warning = match (login.sslmode.unwrap_or(SslMode::DEFAULT), offers_tls) {
+        (SslMode::Disable, _) => "sslmode is disable: the connection to MySQL is not encrypted",
         (_, true) => {
             let started = Instant::now();
             send(&mut stream, &packet(1, &head(client_flags(true))), limit).await?;
@@ -293,37 +280,42 @@ pub async fn login<S: Io>(
             let mut tls_stream =
                 tls::handshake(stream, login.host, verify, limit, started, rec).await?;
             warn_unverified(login.sslmode, rec);
-            authenticate(
+            let channel = Channel::after_tls(rec);
+            let frames = FrameReader::default();
+            return authenticate(
                 &mut tls_stream,
-                FrameReader::default(),
+                frames,
                 &greeting,
                 login,
-                Channel::after_tls(rec),
+                channel,
                 2,
                 limit,
                 rec,
             )
-            .await
+            .await;
         }
         (SslMode::Prefer, false) => {
-            rec.warn("the server offers no TLS: the connection to MySQL is not encrypted");
-            authenticate(
-                &mut stream,
-                frames,
-                &greeting,
-                login,
-                Channel::Plain,
-                1,
-                limit,
-                rec,
-            )
-            .await
+            "the server offers no TLS: the connection to MySQL is not encrypted"
         }
-        (mode, false) => Err(Failure::new(
-            ProbeCode::TlsFailed,
-            format!("the server offers no TLS, and sslmode is {mode:?}"),
-        )),
-    }
+        (mode, false) => {
+            return Err(Failure::new(
+                ProbeCode::TlsFailed,
+                format!("the server offers no TLS, and sslmode is {mode:?}"),
+            ))
+        }
+    };
+    rec.warn(warning);
+    authenticate(
+        &mut stream,
+        frames,
+        &greeting,
+        login,
+        Channel::Plain,
+        1,
+        limit,
+        rec,
+    )
+    .await
 }
 
 /// HandshakeResponse41 and the authentication exchange, until OK or ERR.
