@@ -21,29 +21,8 @@ pub const HEADER: &str = "idempotency-key";
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 const MAX_KEY_CHARS: usize = 255;
 
-/// A create's answer kept under its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remembered {
-    pub key: String,
-    /// `v2:<body hash>[:<authConfig MAC>]`, or (first format) the hex SHA-256 of the whole body.
-    pub fingerprint: String,
-    /// The wrapped data key the MAC is keyed from, when there is one.
-    pub mac_key: Option<MacKey>,
-    pub status: u16,
-    pub body: String,
-    pub location: String,
-    pub version: u64,
-    /// Unix seconds; DynamoDB's TTL removes the item some time after, reads ignore it at once.
-    pub expires_at: u64,
-}
-
-/// The data key a v2 MAC is keyed from: wrapped by KMS under its connector's encryption context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MacKey {
-    pub connector_id: String,
-    pub wrapped_key: Vec<u8>,
-    pub key_id: String,
-}
+/// The records a kept answer is stored as (the store knows records, not responses).
+pub use crate::store::{MacKey, Remembered};
 
 /// What a request presents to be compared with a kept fingerprint.
 pub struct Presented<'a> {
