@@ -23,5 +23,7 @@ pub mod probe;
 pub mod shard_queue;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 pub mod token;

@@ -173,3 +173,65 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConnectorReader, MemoryStore};
+    use crate::testing::{reply, request, FakeSealer};
+    use serde_json::json;
+
+    fn body(name: &str) -> serde_json::Value {
+        json!({"name": name, "type": "postgresql",
+               "config": {"host": "db.example.com", "port": 5432, "database": "app"},
+               "authConfig": {"username": "svc_user", "password": "unit-secret-1"}})
+    }
+
+    async fn create(
+        store: &MemoryStore,
+        role: &str,
+        b: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let req = request("POST", "/api/v1/connectors", "acme", role, Some(b));
+        reply(handle(store, &FakeSealer::default(), None, req).await)
+    }
+
+    #[tokio::test]
+    async fn a_connector_is_stored_sealed_named_once_and_counted() {
+        let store = MemoryStore::default();
+        let (status, view) = create(&store, "editor", body("Warehouse")).await;
+        assert_eq!(status, 201, "{view}");
+        assert_eq!(view["authConfigFields"], json!(["password", "username"]));
+        assert!(!view.to_string().contains("unit-secret-1"));
+        let stored = store
+            .get("acme", view["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.auth_config.is_some(), "sealed, not in clear");
+        // Names are unique per tenant ignoring case.
+        let (status, e) = create(&store, "admin", body("WAREHOUSE")).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (409, Some("name_taken"))
+        );
+        assert_eq!(store.count("acme"), 1);
+    }
+
+    #[tokio::test]
+    async fn viewers_bad_bodies_and_foreign_external_ids_store_nothing() {
+        let store = MemoryStore::default();
+        assert_eq!(create(&store, "viewer", body("v")).await.0, 403);
+        let (status, e) = create(&store, "admin", json!({"name": "n", "type": "mysql"})).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("validation_failed"))
+        );
+        let aws = json!({"name": "s3", "type": "aws_s3", "config": {"bucket": "b", "region": "us-east-1"},
+                         "authConfig": {"roleArn": "arn:aws:iam::111111111111:role/r", "externalId": "theirs"}});
+        let (status, e) = create(&store, "admin", aws).await;
+        assert_eq!(status, 400);
+        assert_eq!(e["error"]["details"][0]["field"], "authConfig.externalId");
+        assert_eq!(store.count("acme"), 0);
+    }
+}

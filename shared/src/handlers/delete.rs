@@ -70,3 +70,34 @@ async fn run<S: ConnectorReader + ConnectorWriter>(
     }
     Err(ApiError::conflict())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::testing::{reply, request, FakeSealer};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_connector_is_deleted_once_and_uncounted() {
+        let store = MemoryStore::default();
+        let b = json!({"name": "gone", "type": "webhook", "config": {"url": "https://hooks.example.com/a"}});
+        let req = request("POST", "/api/v1/connectors", "acme", "admin", Some(b));
+        let (_, view) =
+            reply(super::super::create::handle(&store, &FakeSealer::default(), None, req).await);
+        let id = view["id"].as_str().unwrap();
+        let delete = |role: &str| {
+            request(
+                "DELETE",
+                &format!("/api/v1/connectors?id={id}"),
+                "acme",
+                role,
+                None,
+            )
+        };
+        assert_eq!(reply(handle(&store, None, delete("viewer")).await).0, 403);
+        assert_eq!(reply(handle(&store, None, delete("editor")).await).0, 204);
+        assert_eq!(store.count("acme"), 0);
+        assert_eq!(reply(handle(&store, None, delete("editor")).await).0, 404);
+    }
+}

@@ -212,3 +212,95 @@ async fn apply<E: SecretSealer>(
     next.schedule(due_now.then(|| next.updated_at.clone()));
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::testing::{reply, request, FakeSealer};
+    use serde_json::{json, Value};
+
+    /// A stored postgres connector of tenant acme, created through the create handler.
+    async fn stored(store: &MemoryStore, sealer: &FakeSealer) -> String {
+        let b = json!({"name": "db", "type": "postgresql",
+                       "config": {"host": "db.example.com", "port": 5432, "database": "app"},
+                       "authConfig": {"username": "svc_user", "password": "unit-secret-1"}});
+        let req = request("POST", "/api/v1/connectors", "acme", "admin", Some(b));
+        let (status, view) = reply(super::super::create::handle(store, sealer, None, req).await);
+        assert_eq!(status, 201, "{view}");
+        view["id"].as_str().unwrap().to_string()
+    }
+
+    async fn update(store: &MemoryStore, sealer: &FakeSealer, b: Value) -> (u16, Value) {
+        let req = request("PUT", "/api/v1/connectors", "acme", "editor", Some(b));
+        reply(handle(store, sealer, None, req).await)
+    }
+
+    #[tokio::test]
+    async fn a_version_conflict_is_retried_on_the_fresh_item_then_answered_409() {
+        let (store, sealer) = (MemoryStore::default(), FakeSealer::default());
+        let id = stored(&store, &sealer).await;
+        store.conflict_next(1);
+        let (status, view) =
+            update(&store, &sealer, json!({"id": id, "description": "once"})).await;
+        assert_eq!((status, view["version"].as_u64()), (200, Some(2)), "{view}");
+        store.conflict_next(WRITE_ATTEMPTS);
+        let (status, e) = update(&store, &sealer, json!({"id": id, "description": "never"})).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (409, Some("conflict"))
+        );
+        let (status, e) = update(
+            &store,
+            &sealer,
+            json!({"id": id, "description": "x", "version": 1}),
+        )
+        .await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (412, Some("version_mismatch"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_move_without_the_credentials_is_refused_and_writes_nothing() {
+        let (store, sealer) = (MemoryStore::default(), FakeSealer::default());
+        let id = stored(&store, &sealer).await;
+        let moved = json!({"host": "evil.example.com", "port": 5432, "database": "app"});
+        let (status, e) = update(&store, &sealer, json!({"id": id, "config": moved})).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("credentials_required")),
+            "{e}"
+        );
+        let (status, e) = update(
+            &store,
+            &sealer,
+            json!({"id": id, "config": moved,
+            "authConfig": {"username": "svc_user", "password": "un***-1"}}),
+        )
+        .await;
+        assert_eq!(
+            e["error"]["details"][0]["field"], "authConfig.password",
+            "{status} {e}"
+        );
+        let current = crate::store::ConnectorReader::get(&store, "acme", &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.version, 1);
+        // The same server under another database keeps the secret without reading it back.
+        let opened = sealer.opened.load(std::sync::atomic::Ordering::Relaxed);
+        let same = json!({"host": "DB.example.com", "port": 5432, "database": "other"});
+        let (status, view) = update(&store, &sealer, json!({"id": id, "config": same})).await;
+        assert_eq!(
+            (status, view["authConfigFields"].clone()),
+            (200, json!(["password", "username"]))
+        );
+        assert_eq!(
+            sealer.opened.load(std::sync::atomic::Ordering::Relaxed),
+            opened,
+            "no decrypt"
+        );
+    }
+}

@@ -15,8 +15,10 @@
 //! scheduled sweep probes; inactive connectors carry neither attribute.
 
 mod dynamo;
+pub mod memory;
 
 pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
 
 use crate::model::Connector;
 use std::future::Future;

@@ -263,18 +263,14 @@ fn sweep_line(ids: &RequestIds, s: &SweepSample) -> Line {
 mod tests {
     use super::*;
     use crate::emf::{self, total, Datum};
-    use crate::telemetry::metrics::set_sink;
     use crate::telemetry::scope::{note, timed};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     /// Every metric line this test process writes.
     fn captured() -> &'static Mutex<Vec<String>> {
-        static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-        let lines = LINES.get_or_init(Mutex::default);
-        set_sink(|l| captured().lock().unwrap().push(l.to_string()));
-        lines
+        crate::testing::metric_lines()
     }
 
     fn api_request(id: &str) -> Request {
