@@ -116,3 +116,70 @@ pub fn reply(resp: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
     };
     (status, body)
 }
+
+/// A prober that answers what it is told, and keeps what each probe was given.
+pub struct FakeProbe {
+    /// The code every probe answers (`ok`, or a failure that reached the network).
+    pub code: std::sync::Mutex<crate::probe::report::ProbeCode>,
+    /// The authConfig each probe received, in order.
+    pub secrets: std::sync::Mutex<Vec<Option<Map<String, Value>>>>,
+}
+
+impl FakeProbe {
+    pub fn answering(code: crate::probe::report::ProbeCode) -> Self {
+        Self {
+            code: std::sync::Mutex::new(code),
+            secrets: Default::default(),
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.secrets.lock().unwrap().len()
+    }
+}
+
+impl crate::probe::Probe for FakeProbe {
+    async fn probe(
+        &self,
+        _tenant: &str,
+        _kind: crate::model::ConnectorType,
+        _config: &Map<String, Value>,
+        _auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> crate::probe::report::Diagnostics {
+        use crate::probe::report::{Failure, ProbeCode, Recorder};
+        self.secrets.lock().unwrap().push(secret.cloned());
+        // A real probe waits on the network: others may run meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let code = *self.code.lock().unwrap();
+        let result = match code {
+            ProbeCode::Ok => Ok("fake: ok".to_string()),
+            other => Err(Failure::new(other, "fake: failed")),
+        };
+        Recorder::default().finish(result)
+    }
+
+    fn budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+}
+
+/// A test endpoint on the in-memory store, the fake sealer and `probe`, with `breaker`.
+pub fn tester(
+    probe: FakeProbe,
+    breaker: crate::limits::breaker::BreakerPolicy,
+) -> crate::handlers::test::Tester<crate::store::MemoryStore, FakeSealer, FakeProbe> {
+    crate::handlers::test::Tester {
+        store: Default::default(),
+        sealer: FakeSealer::default(),
+        prober: probe,
+        rate: crate::limits::rate::RatePolicy {
+            limit: 100,
+            window: std::time::Duration::from_secs(60),
+        },
+        breaker,
+        verifier: None,
+        sweep: Default::default(),
+        fanout: None,
+    }
+}

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::http::json;
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
+use crate::probe::Probe;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
 use crate::validate::{
     carry_host_key_pin, check_auth_config, check_config, has_api_key, parse_create, parse_update,
@@ -61,10 +62,11 @@ struct DryRunBody<'a> {
     aws_external_id: Option<String>,
 }
 
-impl<S, E> Tester<S, E>
+impl<S, E, P> Tester<S, E, P>
 where
     S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
+    P: Probe,
 {
     pub(super) async fn dry_run(
         &self,

@@ -17,6 +17,7 @@ use crate::http::json;
 use crate::ids::{format_rfc3339, parse_rfc3339};
 use crate::model::{shard_key, Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
+use crate::probe::Probe;
 use crate::shard_queue::ShardMessage;
 use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
 use crate::telemetry::request::{observed_event, RequestIds};
@@ -81,10 +82,11 @@ fn sqs_records(event: &Value) -> Option<&Vec<Value>> {
 /// Time kept in hand after the last probe starts (to record it and answer).
 const MARGIN: Duration = Duration::from_secs(2);
 
-impl<S, E> Tester<S, E>
+impl<S, E, P> Tester<S, E, P>
 where
     S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
+    P: Probe,
 {
     /// The test function's entry point: HTTP requests go to the endpoint, scheduled events to the
     /// sweep (or its fan-out), shard messages from SQS to a shard run, and any other direct
@@ -284,7 +286,7 @@ where
     /// Reads the due connectors (100 per BatchGetItem) and probes them, `concurrency` at a time;
     /// one write per probed connector follows.
     async fn probe_due(&self, due: Vec<(String, String)>, by: Instant) -> SweepSummary {
-        let budget = self.prober.settings().total_timeout + MARGIN;
+        let budget = self.prober.budget() + MARGIN;
         let connectors = match within(by, self.store.get_many(&due).map_err(ApiError::from)).await {
             Ok(c) => c,
             Err(e) => {
@@ -421,5 +423,53 @@ mod tests {
         assert!(
             serde_json::from_str::<ShardMessage>(r#"{"shard": -1, "scheduledAt": "x"}"#).is_err()
         );
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use crate::limits::breaker::BreakerPolicy;
+    use crate::model::{due_shard, shard_key, Status};
+    use crate::probe::report::ProbeCode;
+    use crate::store::{ConnectorReader, ShardLeases};
+    use crate::testing::{reply, request, tester, FakeProbe};
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_shard_held_by_another_invocation_is_left_to_it_then_swept_once_free() {
+        let t = tester(
+            FakeProbe::answering(ProbeCode::Ok),
+            BreakerPolicy::default(),
+        );
+        let b = json!({"name": "due", "type": "webhook", "config": {"url": "https://hooks.example.com/a"}});
+        let req = request("POST", "/api/v1/connectors", "acme", "admin", Some(b));
+        let (_, view) =
+            reply(crate::handlers::create::handle(&t.store, &t.sealer, None, req).await);
+        let id = view["id"].as_str().unwrap().to_string();
+        let shard: u32 = due_shard(&id).trim_start_matches("DUE#").parse().unwrap();
+        let now_ms = crate::ids::unix_now() * 1000;
+        assert!(t
+            .store
+            .lease(&shard_key(shard), "other", now_ms, now_ms + 60_000)
+            .await
+            .unwrap());
+        let by = Instant::now() + Duration::from_secs(5);
+        let run = t.sweep_shard(shard, by, "me").await.unwrap();
+        assert!(!run.leased);
+        assert_eq!(
+            (run.summary.probed, t.prober.calls()),
+            (0, 0),
+            "nothing read or probed"
+        );
+        t.store.release(&shard_key(shard), "other").await.unwrap();
+        let run = t.sweep_shard(shard, by, "me").await.unwrap();
+        assert!(run.leased);
+        assert_eq!((run.summary.probed, t.prober.calls()), (1, 1));
+        let swept = t.store.get("acme", &id).await.unwrap().unwrap();
+        assert_eq!(swept.status, Status::Active);
+        // Its next probe is an interval away: a second run finds nothing due.
+        let run = t.sweep_shard(shard, by, "me").await.unwrap();
+        assert_eq!(run.summary.probed, 0);
     }
 }

@@ -13,7 +13,7 @@ use crate::masking::mask;
 use crate::model::{Connector, ConnectorType, ConnectorView, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::target::probe_uses_secret;
-use crate::probe::Prober;
+use crate::probe::{Probe, Prober};
 use crate::shard_queue::ShardQueue;
 use crate::store::{
     ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases, StoreError,
@@ -31,10 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const HOST_KEY_PIN: &str = "hostKeyFingerprint";
 
 /// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
-pub struct Tester<S, E> {
+pub struct Tester<S, E, P = Prober> {
     pub store: S,
     pub sealer: E,
-    pub prober: Prober,
+    pub prober: P,
     pub rate: RatePolicy,
     pub breaker: BreakerPolicy,
     pub verifier: Option<TokenVerifier>,
@@ -130,10 +130,11 @@ fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
     e
 }
 
-impl<S, E> Tester<S, E>
+impl<S, E, P> Tester<S, E, P>
 where
     S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
+    P: Probe,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         audited(
@@ -402,5 +403,134 @@ where
             }
         }
         Ok((current, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{reply, request, tester, FakeProbe};
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// Stores a postgres connector of tenant acme through the create handler; its id.
+    async fn stored<P: Probe>(
+        t: &Tester<crate::store::MemoryStore, crate::testing::FakeSealer, P>,
+    ) -> String {
+        let b = json!({"name": "db", "type": "postgresql",
+                       "config": {"host": "db.example.com", "port": 5432, "database": "app"},
+                       "authConfig": {"username": "svc_user", "password": "unit-secret-1"}});
+        let req = request("POST", "/api/v1/connectors", "acme", "admin", Some(b));
+        let (_, view) = reply(super::super::create::handle(&t.store, &t.sealer, None, req).await);
+        view["id"].as_str().unwrap().to_string()
+    }
+
+    fn test_call(body: Value) -> Request {
+        request(
+            "POST",
+            "/api/v1/connectors/test",
+            "acme",
+            "editor",
+            Some(body),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_then_admits_exactly_one_half_open_trial() {
+        let breaker = BreakerPolicy {
+            threshold: 2,
+            base_open: Duration::from_millis(50),
+            max_open: Duration::from_millis(50),
+            trial_lease: Duration::from_secs(30),
+        };
+        let t = tester(FakeProbe::answering(ProbeCode::ConnectionRefused), breaker);
+        let id = stored(&t).await;
+        for _ in 0..2 {
+            let (status, body) = reply(t.handle(test_call(json!({"id": id}))).await);
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (200, Some("error")),
+                "{body}"
+            );
+        }
+        let (status, body) = reply(t.handle(test_call(json!({"id": id}))).await);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("circuit_open"))
+        );
+        assert_eq!(t.prober.calls(), 2, "an open circuit probes nothing");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // Two callers at the end of the open period: one trial, one refusal.
+        *t.prober.code.lock().unwrap() = ProbeCode::Ok;
+        let (a, b) = tokio::join!(
+            t.handle(test_call(json!({"id": id}))),
+            t.handle(test_call(json!({"id": id})))
+        );
+        let mut statuses = [reply(a).0, reply(b).0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 503]);
+        assert_eq!(t.prober.calls(), 3);
+        let closed = t.store.get("acme", &id).await.unwrap().unwrap();
+        assert_eq!(
+            (closed.status, closed.breaker),
+            (Status::Active, None),
+            "the trial closed it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_result_is_recorded_on_the_fresh_item_after_a_concurrent_write() {
+        let t = tester(
+            FakeProbe::answering(ProbeCode::Ok),
+            BreakerPolicy::default(),
+        );
+        let id = stored(&t).await;
+        t.store.conflict_next(1);
+        let (status, body) = reply(t.handle(test_call(json!({"id": id}))).await);
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("active")),
+            "{body}"
+        );
+        let recorded = t.store.get("acme", &id).await.unwrap().unwrap();
+        assert!(recorded.last_tested_at.is_some());
+        assert_eq!(body["authConfig"]["password"], "un***-1", "shown masked");
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_keeps_the_stored_secret_only_for_the_stored_destination() {
+        let t = tester(
+            FakeProbe::answering(ProbeCode::Ok),
+            BreakerPolicy::default(),
+        );
+        let id = stored(&t).await;
+        let same = json!({"id": id, "config": {"host": "db.example.com", "port": 5432, "database": "other"}});
+        let (status, body) = reply(t.handle(test_call(same)).await);
+        assert_eq!(
+            (status, body["dryRun"].as_bool()),
+            (200, Some(true)),
+            "{body}"
+        );
+        let moved = json!({"id": id, "config": {"host": "evil.example.com", "port": 5432, "database": "app"},
+                           "authConfig": {"username": "sv***er", "password": "un***-1"}});
+        let (_, body) = reply(t.handle(test_call(moved)).await);
+        assert!(body["diagnostics"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("stored credentials were not used"));
+        let given = t.prober.secrets.lock().unwrap().clone();
+        assert_eq!(
+            given[0].as_ref().unwrap()["password"],
+            "unit-secret-1",
+            "same destination"
+        );
+        assert!(
+            given[1].as_ref().is_none_or(|s| s.is_empty()),
+            "moved: nothing restored: {:?}",
+            given[1]
+        );
+        // Nothing stored: not the status, not a breaker.
+        let after = t.store.get("acme", &id).await.unwrap().unwrap();
+        assert_eq!((after.version, after.status), (1, Status::Pending));
     }
 }

@@ -126,6 +126,39 @@ fn kafka_login<'a>(
     }
 }
 
+/// What the test endpoint, the dry run and the sweep need of a prober: `Prober` for real, a fake
+/// in the handlers' unit tests.
+pub trait Probe: Send + Sync {
+    /// Probes one connector of `tenant`; every outcome is a `Diagnostics`.
+    fn probe(
+        &self,
+        tenant: &str,
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> impl std::future::Future<Output = Diagnostics> + Send;
+    /// The whole-probe budget (the sweep plans its deadline with it).
+    fn budget(&self) -> Duration;
+}
+
+impl Probe for Prober {
+    async fn probe(
+        &self,
+        tenant: &str,
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> Diagnostics {
+        Prober::probe(self, tenant, kind, config, auth_method, secret).await
+    }
+
+    fn budget(&self) -> Duration {
+        self.settings.total_timeout
+    }
+}
+
 /// Runs probes; one per instance. The HTTP client (its TLS roots) and the SRV resolver are built
 /// on the first probe that needs them, then reused: most cold starts serve a list or a CRUD call,
 /// and building them at init cost the `test` binary about a millisecond of its cold start.
