@@ -12,6 +12,7 @@ pub use connectors_core::{
 
 pub mod audit;
 pub mod config;
+pub mod connector_check;
 pub mod custody;
 pub mod deadline;
 pub mod envelope;

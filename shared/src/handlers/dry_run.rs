@@ -4,9 +4,9 @@
 //! stored but the rate-limit count — no connector, name, count, status or breaker state, and the
 //! breaker is neither consulted nor moved (the user is testing a change on purpose).
 
-use super::test::{masked, Tester};
 use crate::audit::AuditEvent;
 use crate::aws_identity;
+use crate::connector_check::{masked, Tester};
 use crate::custody::propose;
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use crate::http::json;
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
 use crate::probe::Probe;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
+use crate::store::ConnectorReader;
 use crate::validate::{
     carry_host_key_pin, check_auth_config, check_config, has_api_key, parse_create, parse_update,
     Change,
@@ -64,7 +64,7 @@ struct DryRunBody<'a> {
 
 impl<S, E, P> Tester<S, E, P>
 where
-    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
+    S: ConnectorReader,
     E: SecretSealer,
     P: Probe,
 {

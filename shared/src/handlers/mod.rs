@@ -18,8 +18,7 @@ use crate::telemetry::request::observed;
 use lambda_http::{Body, Request, Response};
 use std::time::Instant;
 
-/// How many times a write is retried after a concurrent change before answering 409.
-const WRITE_ATTEMPTS: usize = 3;
+use crate::store::WRITE_ATTEMPTS;
 
 /// The path every connector lives under; `Location` headers point below it.
 pub const BASE_PATH: &str = "/api/v1/connectors";

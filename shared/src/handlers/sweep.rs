@@ -9,7 +9,7 @@
 //! twice); when its time runs out with connectors still due it queues the shard again. Without a
 //! queue (`make local`, the tests) the scheduled event sweeps every shard in one invocation.
 
-use super::test::{now_ms, Tester};
+use crate::connector_check::{now_ms, Tester};
 use crate::deadline::{answer_by, within};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -84,6 +84,7 @@ const MARGIN: Duration = Duration::from_secs(2);
 
 impl<S, E, P> Tester<S, E, P>
 where
+    // RateBucket: an API request that reaches the test function goes to the endpoint.
     S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
     E: SecretSealer,
     P: Probe,

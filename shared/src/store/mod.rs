@@ -39,6 +39,9 @@ pub enum StoreError {
     Internal,
 }
 
+/// How many times a write is retried after a concurrent change before answering 409.
+pub const WRITE_ATTEMPTS: usize = 3;
+
 /// One page of a tenant's connectors, in id (creation) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {

@@ -1,0 +1,273 @@
+//! The one way through a test: admit (the breaker) → open the secret → check the config → probe →
+//! record. The test endpoint, the dry run and the scheduled sweep (`handlers/`) each call it,
+//! asking only for the store traits they use; it imports no handler.
+
+use crate::envelope::{SecretContext, SecretSealer};
+use crate::error::ApiError;
+use crate::ids::format_rfc3339;
+use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
+use crate::limits::rate::RatePolicy;
+use crate::masking::mask;
+use crate::model::{Connector, ConnectorType, PlainSecret, Status};
+use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
+use crate::probe::target::probe_uses_secret;
+use crate::probe::{Probe, Prober};
+use crate::shard_queue::ShardQueue;
+use crate::store::{ConnectorReader, ConnectorWriter, StoreError, WRITE_ATTEMPTS};
+use crate::telemetry::scope::{self, ProbeSample, Step};
+use crate::token::TokenVerifier;
+use crate::validate::{check_config, has_api_key, is_api_key_field};
+use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use crate::config::SweepSettings;
+
+/// The SFTP config field that pins the server's host key.
+const HOST_KEY_PIN: &str = "hostKeyFingerprint";
+
+/// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
+pub struct Tester<S, E, P = Prober> {
+    pub store: S,
+    pub sealer: E,
+    pub prober: P,
+    pub rate: RatePolicy,
+    pub breaker: BreakerPolicy,
+    pub verifier: Option<TokenVerifier>,
+    pub sweep: SweepSettings,
+    /// The sweep's shard queue (`SWEEP_QUEUE_URL`); without one a scheduled event sweeps every
+    /// shard in its own invocation.
+    pub fanout: Option<ShardQueue>,
+}
+
+/// The result of one probe of one connector, after it was recorded.
+pub struct Tested {
+    pub connector: Connector,
+    pub diagnostics: Diagnostics,
+    pub secret: Option<PlainSecret>,
+    /// False when the connector changed during the probe, so the result was not stored.
+    pub recorded: bool,
+}
+
+/// authConfig as an answer shows it: masked leaf by leaf straight from the secret, so no unmasked
+/// copy is made.
+pub fn masked(secret: Option<&PlainSecret>) -> Value {
+    Value::Object(
+        secret
+            .map(|s| s.0.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// Milliseconds since the epoch (the breaker's and the shard lease's clock).
+pub fn now_ms(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// One probe's outcome for the invocation's metrics (ProbeResult, ProbeLatency).
+fn count_probe(kind: ConnectorType, d: &Diagnostics) {
+    let sample = ProbeSample {
+        kind: kind.as_str(),
+        code: d.code.as_str(),
+        depth: d.depth.map_or("none", |depth| depth.as_str()),
+        latency_ms: d.latency_ms,
+    };
+    scope::note(|g| g.probes.push(sample));
+}
+
+fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
+    let mut e = ApiError::new(
+        503,
+        "circuit_open",
+        "the circuit breaker of this connector is open after repeated failures; retry later",
+    );
+    e.retry_after = Some(
+        retry_at_ms
+            .saturating_sub(now_ms(now))
+            .div_ceil(1000)
+            .max(1) as u32,
+    );
+    e
+}
+
+impl<S, E, P: Probe> Tester<S, E, P> {
+    /// Runs one probe, timed as the request's `probe` step and counted for its metrics.
+    pub async fn probe_counted(
+        &self,
+        tenant: &str,
+        kind: ConnectorType,
+        config: &Map<String, Value>,
+        auth_method: &str,
+        secret: Option<&Map<String, Value>>,
+    ) -> Diagnostics {
+        let d = scope::timed(
+            Step::Probe,
+            self.prober.probe(tenant, kind, config, auth_method, secret),
+        )
+        .await;
+        count_probe(kind, &d);
+        d
+    }
+}
+
+impl<S, E, P> Tester<S, E, P>
+where
+    S: ConnectorReader + ConnectorWriter,
+    E: SecretSealer,
+    P: Probe,
+{
+    /// Lets the probe through the breaker; an open circuit answers 503, and of concurrent callers
+    /// at the end of an open period exactly one wins the trial (a conditional write).
+    pub async fn admit(&self, current: Connector, now: SystemTime) -> Result<Connector, ApiError> {
+        let breaker = current.breaker.unwrap_or_default();
+        match self.breaker.admit(&breaker, now_ms(now)) {
+            Admission::Allow => Ok(current),
+            Admission::Reject { retry_at_ms } => Err(circuit_open(retry_at_ms, now)),
+            Admission::Trial => {
+                let trial = self.breaker.start_trial(&breaker, now_ms(now));
+                let mut next = current.clone();
+                next.breaker = Some(trial);
+                next.version += 1;
+                match self.store.replace(&current, &next).await {
+                    Ok(()) => Ok(next),
+                    Err(StoreError::Conflict) => Err(circuit_open(trial.retry_at_ms, now)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Validates, probes and records one connector that the breaker admitted. The secret is
+    /// decrypted when the probe uses it, or when `show_secret` (the answer shows it masked).
+    pub async fn test(&self, current: Connector, show_secret: bool) -> Result<Tested, ApiError> {
+        let wanted = show_secret || probe_uses_secret(current.kind);
+        let secret = match &current.auth_config {
+            Some(sealed) if wanted => Some(
+                self.sealer
+                    .open(
+                        SecretContext {
+                            tenant_id: &current.tenant_id,
+                            connector_id: &current.id,
+                        },
+                        sealed,
+                    )
+                    .await?,
+            ),
+            _ => None,
+        };
+        let api_key = match &secret {
+            Some(s) => has_api_key(Some(&s.0)),
+            None => current
+                .auth_config_fields
+                .iter()
+                .any(|f| is_api_key_field(f)),
+        };
+        let problems = check_config(current.kind, &current.config, api_key);
+        let diagnostics = if problems.is_empty() {
+            self.probe_counted(
+                &current.tenant_id,
+                current.kind,
+                &current.config,
+                &current.auth_method,
+                secret.as_ref().map(|s| &s.0),
+            )
+            .await
+        } else {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect();
+            let d = Recorder::default().finish(Err(Failure::new(
+                ProbeCode::InvalidConfig,
+                format!("invalid config: {}", list.join("; ")),
+            )));
+            count_probe(current.kind, &d);
+            d
+        };
+        let (connector, recorded) = self.record(current, &diagnostics).await?;
+        Ok(Tested {
+            connector,
+            diagnostics,
+            secret,
+            recorded,
+        })
+    }
+
+    /// Writes status, times and breaker, conditioned on the version read. When another write landed
+    /// meanwhile, the result is applied to the fresh item, unless what was probed has changed.
+    async fn record(
+        &self,
+        mut current: Connector,
+        d: &Diagnostics,
+    ) -> Result<(Connector, bool), ApiError> {
+        let outcome = match d.code {
+            ProbeCode::Ok => Outcome::Success,
+            code if !code.reached_network() => Outcome::NotCounted,
+            _ => Outcome::Failure,
+        };
+        let probed = current.clone();
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = SystemTime::now();
+            let mut next = current.clone();
+            next.status = if d.code == ProbeCode::Ok {
+                Status::Active
+            } else {
+                Status::Error
+            };
+            next.last_tested_at = Some(format_rfc3339(now));
+            next.last_error = (d.code != ProbeCode::Ok).then(|| d.message.clone());
+            // Trust on first use, as known_hosts: the first successful test pins the host key it
+            // saw, in this same write; a stored pin is never replaced here.
+            if let (ProbeCode::Ok, ConnectorType::Sftp, Some(seen)) =
+                (d.code, next.kind, &d.host_key)
+            {
+                next.config
+                    .entry(HOST_KEY_PIN)
+                    .or_insert_with(|| Value::String(seen.clone()));
+            }
+            next.breaker = Some(self.breaker.record(
+                &current.breaker.unwrap_or_default(),
+                outcome,
+                now_ms(now),
+            ))
+            .filter(|b| *b != Breaker::default());
+            next.updated_at = format_rfc3339(now);
+            next.version = current.version + 1;
+            next.schedule(Some(format_rfc3339(now + self.sweep.interval)));
+            match self.store.replace(&current, &next).await {
+                Ok(()) => {
+                    // Newly opened only: a failed half-open trial re-opens a circuit already counted.
+                    let was_closed = current
+                        .breaker
+                        .is_none_or(|b| b.state == CircuitState::Closed);
+                    if was_closed && next.breaker.is_some_and(|b| b.state == CircuitState::Open) {
+                        scope::note(|g| g.circuits_opened += 1);
+                        tracing::warn!(
+                            tenant = %next.tenant_id,
+                            connector = %next.id,
+                            r#type = next.kind.as_str(),
+                            code = d.code.as_str(),
+                            "circuit opened"
+                        );
+                    }
+                    return Ok((next, true));
+                }
+                Err(StoreError::Conflict) => {
+                    let Some(fresh) = self.store.get(&current.tenant_id, &current.id).await? else {
+                        return Ok((probed, false));
+                    };
+                    if fresh.kind != probed.kind
+                        || fresh.config != probed.config
+                        || fresh.auth_config != probed.auth_config
+                    {
+                        return Ok((fresh, false));
+                    }
+                    current = fresh;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((current, false))
+    }
+}
