@@ -59,7 +59,7 @@ impl FrameReader {
     }
 
     /// Reads what arrives next, within the connection's byte budget.
-    pub async fn fill<S: Io + ?Sized>(
+    async fn fill<S: Io + ?Sized>(
         &mut self,
         stream: &mut S,
         limit: Duration,
@@ -75,11 +75,6 @@ impl FrameReader {
         receive(stream, &mut self.buf, limit).await?;
         self.total += self.buf.len() - before;
         Ok(())
-    }
-
-    /// What arrived and no frame has consumed yet.
-    pub fn pending(&mut self) -> &mut BytesMut {
-        &mut self.buf
     }
 
     /// Bytes read from the connection so far.
