@@ -80,7 +80,7 @@ impl Settings {
     pub fn from_env() -> Self {
         // Read now, so a bad value stops the function at init rather than at its first request.
         crate::deadline::function_timeout();
-        crate::aws_identity::allow_function_role(flag("ALLOW_FUNCTION_ROLE"));
+        crate::kinds::aws::allow_function_role(flag("ALLOW_FUNCTION_ROLE"));
         let settings = Self::from_env_for_authorizer();
         if settings.table_name.is_empty() {
             panic!("TABLE_NAME must be set to the DynamoDB table name");

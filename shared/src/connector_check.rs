@@ -5,25 +5,21 @@
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::ids::format_rfc3339;
+use crate::kinds::{check_config, present_fields, sftp::pin_first_host_key};
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::RatePolicy;
 use crate::masking::mask;
 use crate::model::{Connector, ConnectorType, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
-use crate::probe::target::probe_uses_secret;
 use crate::probe::{Probe, Prober};
 use crate::shard_queue::ShardQueue;
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError, WRITE_ATTEMPTS};
 use crate::telemetry::scope::{self, ProbeSample, Step};
 use crate::token::TokenVerifier;
-use crate::validate::{check_config, has_api_key, is_api_key_field};
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::config::SweepSettings;
-
-/// The SFTP config field that pins the server's host key.
-const HOST_KEY_PIN: &str = "hostKeyFingerprint";
 
 /// Everything the test endpoint (and the scheduled sweep) needs, built once at init.
 pub struct Tester<S, E, P = Prober> {
@@ -138,12 +134,11 @@ where
         }
     }
 
-    /// Validates, probes and records one connector that the breaker admitted. The secret is
-    /// decrypted when the probe uses it, or when `show_secret` (the answer shows it masked).
-    pub async fn test(&self, current: Connector, show_secret: bool) -> Result<Tested, ApiError> {
-        let wanted = show_secret || probe_uses_secret(current.kind);
+    /// Validates, probes and records one connector that the breaker admitted. Every type's
+    /// probe logs in, so a stored secret is opened (one KMS Decrypt per credentialed connector).
+    pub async fn test(&self, current: Connector) -> Result<Tested, ApiError> {
         let secret = match &current.auth_config {
-            Some(sealed) if wanted => Some(
+            Some(sealed) => Some(
                 self.sealer
                     .open(
                         SecretContext {
@@ -156,14 +151,11 @@ where
             ),
             _ => None,
         };
-        let api_key = match &secret {
-            Some(s) => has_api_key(Some(&s.0)),
-            None => current
-                .auth_config_fields
-                .iter()
-                .any(|f| is_api_key_field(f)),
+        let auth_fields = match &secret {
+            Some(s) => present_fields(&s.0),
+            None => current.auth_config_fields.clone(),
         };
-        let problems = check_config(current.kind, &current.config, api_key);
+        let problems = check_config(current.kind, &current.config, &auth_fields);
         let diagnostics = if problems.is_empty() {
             self.probe_counted(
                 &current.tenant_id,
@@ -219,12 +211,8 @@ where
             next.last_error = (d.code != ProbeCode::Ok).then(|| d.message.clone());
             // Trust on first use, as known_hosts: the first successful test pins the host key it
             // saw, in this same write; a stored pin is never replaced here.
-            if let (ProbeCode::Ok, ConnectorType::Sftp, Some(seen)) =
-                (d.code, next.kind, &d.host_key)
-            {
-                next.config
-                    .entry(HOST_KEY_PIN)
-                    .or_insert_with(|| Value::String(seen.clone()));
+            if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.host_key) {
+                pin_first_host_key(next.kind, &mut next.config, seen);
             }
             next.breaker = Some(self.breaker.record(
                 &current.breaker.unwrap_or_default(),

@@ -6,8 +6,8 @@
 
 // The pure core, under the same names (`crate::model`, `crate::validate`, … keep working).
 pub use connectors_core::{
-    aws_identity, destination, emf, error, http, ids, keys, masking, model, paging, strict_json,
-    validate, vendor,
+    destination, emf, error, http, ids, keys, kinds, masking, model, paging, strict_json, validate,
+    vendor,
 };
 
 pub mod audit;

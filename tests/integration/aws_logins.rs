@@ -222,7 +222,7 @@ async fn a_role_is_assumed_only_with_the_tenants_own_external_id() {
     let suffix = shared::ids::new_connector_id();
     // The tenant the trust policy names: shown its awsExternalId, and the role is assumed.
     let owner = tenant_awsext();
-    let own_id = shared::aws_identity::external_id("awsext");
+    let own_id = shared::kinds::aws::external_id("awsext");
     let id = owner
         .create_id(body(format!("own-{suffix}"), json!({"roleArn": arn})))
         .await;
@@ -260,7 +260,7 @@ async fn a_role_is_assumed_only_with_the_tenants_own_external_id() {
     assert_eq!(d["code"], "auth_failed", "{}", r.raw);
     let message = d["message"].as_str().unwrap();
     assert!(
-        message.contains(&shared::aws_identity::external_id(&other.id))
+        message.contains(&shared::kinds::aws::external_id(&other.id))
             && message.contains("trust policy"),
         "the message says what to change: {message}"
     );

@@ -1,10 +1,10 @@
 //! A connector's destination: who receives its credentials and how they travel, normalized so two
 //! spellings of the same party compare equal. The stored `authConfig` backs a probe only toward
 //! the stored destination (an editor must not send a stored secret to a host of their choosing).
-//! Which fields make up a type's destination is defined beside its required fields
-//! (`ConnectorType::destination_fields`).
+//! Which fields make up a type's destination, and how a family-specific one compares, is defined
+//! in the type's family module (`kinds`).
 
-use crate::model::{ConnectorType, DestinationField, Form, Part, SslMode};
+use crate::kinds::{ConnectorType, DestinationField, Form, Part};
 use serde_json::{Map, Value};
 
 /// The normalized destination of a type and its fields; compare two with `==`.
@@ -55,32 +55,15 @@ fn normalize(form: Form, value: Option<&Value>) -> Option<String> {
             None if value.is_none() && default != 0 => Some(default.to_string()),
             None => text,
         },
-        Form::TlsMode => text.map(|t| match SslMode::parse(&t) {
-            Some(mode) => format!("{mode:?}"),
-            None => t,
-        }),
-        Form::GoogleKey => Some(
-            value
-                .and_then(crate::validate::service_account_key)
-                .and_then(|k| k.get("token_uri").cloned())
-                .map_or_else(
-                    || crate::validate::GOOGLE_TOKEN_URI.to_string(),
-                    |u| u.as_str().map_or_else(|| u.to_string(), url_text),
-                ),
-        ),
+        Form::Custom(normalize) => normalize(value),
         // Typed: `true` and `"true"` are different settings (a probe may read only one of them).
         Form::Exact => value.map(Value::to_string),
-        _ => text.map(|t| match form {
-            Form::Host => host(&t),
-            Form::Origin => origin(&t),
-            Form::OriginPath => origin_path(&t),
-            Form::FullUrl => url_text(&t),
-            Form::Servers(port) => servers(&t, port),
-            Form::Word => t.to_ascii_lowercase(),
-            Form::MongoUri => mongo_uri(&t),
-            Form::AzureConnectionString => azure(&t),
-            _ => t,
-        }),
+        Form::Host => text.map(|t| host(&t)),
+        Form::Origin => text.map(|t| origin(&t)),
+        Form::OriginPath => text.map(|t| origin_path(&t)),
+        Form::FullUrl => text.map(|t| url_text(&t)),
+        Form::Servers(port) => text.map(|t| servers(&t, port)),
+        Form::Word => text.map(|t| t.to_ascii_lowercase()),
     }
 }
 
@@ -97,7 +80,8 @@ fn origin_path(u: &str) -> String {
     }
 }
 
-fn origin(u: &str) -> String {
+/// A URL's origin (scheme, host, port), lower case.
+pub fn origin(u: &str) -> String {
     match url::Url::parse(u) {
         Ok(url) => url.origin().ascii_serialization(),
         Err(_) => u.to_ascii_lowercase(),
@@ -120,7 +104,8 @@ fn host_port(server: &str, default: u16) -> String {
     format!("{}:{port}", host(h))
 }
 
-fn servers(list: &str, default: u16) -> String {
+/// `host:port,…` as a sorted set, the default port filled in.
+pub fn servers(list: &str, default: u16) -> String {
     let mut all: Vec<String> = list
         .split(',')
         .filter(|s| !s.trim().is_empty())
@@ -129,49 +114,6 @@ fn servers(list: &str, default: u16) -> String {
     all.sort();
     all.dedup();
     all.join(",")
-}
-
-fn mongo_uri(uri: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let query = rest.split_once('?').map_or("", |(_, q)| q);
-    // In their order, duplicates kept: a client reads the first (or the last) of a repeated
-    // option, so a reordering is a move (the safe direction).
-    let tls: Vec<String> = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| {
-            let k = k.to_ascii_lowercase();
-            k == "tls" || k == "ssl" || k.starts_with("tlsallowinvalid") || k == "tlsinsecure"
-        })
-        .map(|(k, v)| format!("{}={}", k.to_ascii_lowercase(), v.to_ascii_lowercase()))
-        .collect();
-    format!(
-        "{}://{}?{}",
-        scheme.to_ascii_lowercase(),
-        servers(hosts, 27017),
-        tls.join("&")
-    )
-}
-
-fn azure(cs: &str) -> String {
-    let mut parts: Vec<String> = cs
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .filter_map(|(k, v)| {
-            let (k, v) = (k.trim(), v.trim());
-            match k {
-                "AccountName" | "EndpointSuffix" | "DefaultEndpointsProtocol" => {
-                    Some(format!("{k}={}", v.to_ascii_lowercase()))
-                }
-                "BlobEndpoint" => Some(format!("{k}={}", origin(v))),
-                _ => None,
-            }
-        })
-        .collect();
-    parts.sort();
-    parts.join(";")
 }
 
 #[cfg(test)]

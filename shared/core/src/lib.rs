@@ -1,13 +1,13 @@
 //! The pure core of connectors-api (no AWS, no network): leaves that every layer above may use.
 //! `shared` re-exports each module under the same name.
 
-pub mod aws_identity;
 pub mod destination;
 pub mod emf;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod kinds;
 pub mod limits;
 pub mod masking;
 pub mod model;

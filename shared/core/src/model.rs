@@ -4,215 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// The supported connector types, as named in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorType {
-    Postgresql,
-    Mysql,
-    Redshift,
-    Snowflake,
-    Databricks,
-    Bigquery,
-    Mongodb,
-    Kafka,
-    ConfluentKafka,
-    AwsS3,
-    Gcs,
-    AzureBlob,
-    Sftp,
-    RestApi,
-    Webhook,
-    AmazonKinesis,
-    Salesforce,
-    Hubspot,
-}
-
-/// A required config entry: one field, or at least one of several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
-    Field(&'static str),
-    AnyOf(&'static [&'static str]),
-}
-
-impl ConnectorType {
-    pub const ALL: [ConnectorType; 18] = [
-        Self::Postgresql,
-        Self::Mysql,
-        Self::Redshift,
-        Self::Snowflake,
-        Self::Databricks,
-        Self::Bigquery,
-        Self::Mongodb,
-        Self::Kafka,
-        Self::ConfluentKafka,
-        Self::AwsS3,
-        Self::Gcs,
-        Self::AzureBlob,
-        Self::Sftp,
-        Self::RestApi,
-        Self::Webhook,
-        Self::AmazonKinesis,
-        Self::Salesforce,
-        Self::Hubspot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Postgresql => "postgresql",
-            Self::Mysql => "mysql",
-            Self::Redshift => "redshift",
-            Self::Snowflake => "snowflake",
-            Self::Databricks => "databricks",
-            Self::Bigquery => "bigquery",
-            Self::Mongodb => "mongodb",
-            Self::Kafka => "kafka",
-            Self::ConfluentKafka => "confluent_kafka",
-            Self::AwsS3 => "aws_s3",
-            Self::Gcs => "gcs",
-            Self::AzureBlob => "azure_blob",
-            Self::Sftp => "sftp",
-            Self::RestApi => "rest_api",
-            Self::Webhook => "webhook",
-            Self::AmazonKinesis => "amazon_kinesis",
-            Self::Salesforce => "salesforce",
-            Self::Hubspot => "hubspot",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// The config fields the spec requires for this type.
-    pub fn requirements(self) -> &'static [Requirement] {
-        use Requirement::{AnyOf, Field};
-        match self {
-            Self::Postgresql | Self::Mysql | Self::Redshift => {
-                &[Field("host"), Field("port"), Field("database")]
-            }
-            Self::Snowflake => &[Field("account"), Field("warehouse"), Field("database")],
-            Self::Databricks => &[Field("host"), Field("httpPath")],
-            Self::Bigquery => &[Field("project"), Field("dataset")],
-            Self::Mongodb => &[AnyOf(&["host", "connectionString"])],
-            Self::Kafka | Self::ConfluentKafka => &[Field("bootstrapServers")],
-            Self::AwsS3 => &[Field("bucket"), Field("region")],
-            Self::Gcs => &[Field("bucket"), Field("project")],
-            Self::AzureBlob => &[Field("container"), Field("storageAccount")],
-            Self::Sftp => &[Field("host"), Field("port")],
-            Self::RestApi | Self::Webhook => &[Field("url")],
-            Self::AmazonKinesis => &[Field("streamName"), Field("region")],
-            Self::Salesforce | Self::Hubspot => &[AnyOf(&["instanceUrl", "apiKey"])],
-        }
-    }
-
-    /// The fields that decide which party receives this type's credentials and how they travel
-    /// (its destination). The stored `authConfig` backs a probe only while the type and these
-    /// fields are the stored ones (see `destination`). Names inside one service (database,
-    /// bucket, container, topic) are not part of it.
-    pub fn destination_fields(self) -> &'static [DestinationField] {
-        use DestinationField as D;
-        use Form::*;
-        use Part::{Auth, Config};
-        const SQL: &[DestinationField] = &[
-            D(Config, "host", Host),
-            D(Config, "port", Port(0)),
-            D(Config, "sslmode", TlsMode),
-            D(Config, "tunnel", Exact),
-        ];
-        const MYSQL: &[DestinationField] = &[
-            D(Config, "host", Host),
-            D(Config, "port", Port(0)),
-            D(Config, "sslmode", TlsMode),
-            D(Config, "serverPublicKey", Exact),
-            D(Config, "tunnel", Exact),
-        ];
-        const KAFKA: &[DestinationField] = &[
-            D(Config, "bootstrapServers", Servers(9092)),
-            D(Config, "securityProtocol", Word),
-            D(Config, "saslMechanism", Word),
-        ];
-        const AWS: &[DestinationField] = &[D(Auth, "roleArn", Exact)];
-        const GOOGLE: &[DestinationField] = &[D(Auth, "serviceAccountKey", GoogleKey)];
-        const HTTP: &[DestinationField] =
-            &[D(Config, "url", OriginPath), D(Auth, "tokenUrl", FullUrl)];
-        const SAAS: &[DestinationField] = &[D(Config, "instanceUrl", Origin)];
-        match self {
-            Self::Postgresql | Self::Redshift => SQL,
-            Self::Mysql => MYSQL,
-            Self::Snowflake => &[D(Config, "account", Word)],
-            Self::Databricks => &[D(Config, "host", Host)],
-            Self::Bigquery | Self::Gcs => GOOGLE,
-            Self::Mongodb => &[
-                D(Config, "host", Host),
-                D(Config, "port", Port(27017)),
-                D(Config, "connectionString", MongoUri),
-                D(Config, "tls", Exact),
-                D(Config, "tunnel", Exact),
-            ],
-            Self::Kafka | Self::ConfluentKafka => KAFKA,
-            Self::AwsS3 | Self::AmazonKinesis => AWS,
-            Self::AzureBlob => &[
-                D(Config, "storageAccount", Word),
-                D(Config, "connectionString", AzureConnectionString),
-                D(Auth, "connectionString", AzureConnectionString),
-            ],
-            Self::Sftp => &[
-                D(Config, "host", Host),
-                D(Config, "port", Port(22)),
-                D(Config, "hostKeyFingerprint", Exact),
-                D(Config, "tunnel", Exact),
-            ],
-            Self::RestApi | Self::Webhook => HTTP,
-            Self::Salesforce | Self::Hubspot => SAAS,
-        }
-    }
-
-    /// Types whose `apiKey` requirement may be met by `authConfig.apiKey` instead of `config`.
-    pub fn accepts_api_key_in_auth_config(self) -> bool {
-        matches!(self, Self::Salesforce | Self::Hubspot)
-    }
-}
-
-/// Where a destination field lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    Config,
-    Auth,
-}
-
-/// How a destination field is normalized before two destinations are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    /// A host name or address: case and a trailing dot do not matter.
-    Host,
-    /// A port; absent is the given default (0: no default).
-    Port(u16),
-    /// A URL's origin: scheme, host and port (default ports and case normalized).
-    Origin,
-    /// A URL's origin and path (no query): on shared hosts the path names the party.
-    OriginPath,
-    /// A whole URL, normalized.
-    FullUrl,
-    /// `host:port,…` servers, as a set (the default port filled in).
-    Servers(u16),
-    /// A word whose case does not matter.
-    Word,
-    /// `sslmode`: its parsed value; absent stays distinct from an explicit `prefer`.
-    TlsMode,
-    /// The value exactly as given.
-    Exact,
-    /// A MongoDB URI: scheme, hosts (default port filled in) and its TLS options.
-    MongoUri,
-    /// An Azure storage connection string: account, endpoint, suffix and protocol.
-    AzureConnectionString,
-    /// A Google service-account key: its `token_uri` (absent is Google's own).
-    GoogleKey,
-}
-
-/// One field of a type's destination: where it lives, its name and how it compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DestinationField(pub Part, pub &'static str, pub Form);
+pub use crate::kinds::sql::SslMode;
+pub use crate::kinds::{ConnectorType, DestinationField, Form, Part, Requirement};
 
 /// Lifecycle state of a connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,22 +133,16 @@ impl Connector {
     pub fn view(&self) -> ConnectorView<'_> {
         // A salesforce / hubspot item stored before config.apiKey was sealed: the key is shown
         // as sealed fields are (named, never valued) until its next update moves it.
-        let legacy_key =
-            self.kind.accepts_api_key_in_auth_config() && self.config.contains_key("apiKey");
-        let (config, auth_config_fields) = match legacy_key {
-            false => (
+        let (config, auth_config_fields) = match crate::kinds::saas_api::hide_legacy_api_key(
+            self.kind,
+            &self.config,
+            &self.auth_config_fields,
+        ) {
+            None => (
                 Cow::Borrowed(&self.config),
                 Cow::Borrowed(&self.auth_config_fields[..]),
             ),
-            true => {
-                let mut config = self.config.clone();
-                config.remove("apiKey");
-                let mut fields = self.auth_config_fields.clone();
-                fields.push("apiKey".into());
-                fields.sort();
-                fields.dedup();
-                (Cow::Owned(config), Cow::Owned(fields))
-            }
+            Some((config, fields)) => (Cow::Owned(config), Cow::Owned(fields)),
         };
         ConnectorView {
             id: &self.id,
@@ -371,8 +158,8 @@ impl Connector {
             created_at: &self.created_at,
             updated_at: &self.updated_at,
             version: self.version,
-            aws_external_id: crate::aws_identity::is_aws(self.kind)
-                .then(|| crate::aws_identity::external_id(&self.tenant_id)),
+            aws_external_id: crate::kinds::aws::is_aws(self.kind)
+                .then(|| crate::kinds::aws::external_id(&self.tenant_id)),
         }
     }
 }
@@ -477,54 +264,5 @@ mod tests {
             DUE_SHARDS as usize,
             "every shard used: {counts:?}"
         );
-    }
-}
-
-/// `config.sslmode` of the database types: libpq's five values (MySQL's own spellings accepted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    /// No TLS; a password may then go in clear (the test says so in a warning).
-    Disable,
-    /// TLS when the server offers it, without certificate checks (libpq's default, and ours;
-    /// absent, a readable password still needs a verified certificate: see `given`).
-    Prefer,
-    /// TLS or fail, without certificate checks.
-    Require,
-    /// TLS with the chain verified, any host name.
-    VerifyCa,
-    /// TLS with the chain and the host name verified.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The default when `config.sslmode` is absent.
-    pub const DEFAULT: SslMode = SslMode::Prefer;
-
-    /// Parses libpq's spellings and MySQL's (`DISABLED`, `PREFERRED`, `REQUIRED`, `VERIFY_CA`,
-    /// `VERIFY_IDENTITY`), ignoring case.
-    pub fn parse(s: &str) -> Option<SslMode> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "disable" | "disabled" => Some(SslMode::Disable),
-            "prefer" | "preferred" => Some(SslMode::Prefer),
-            "require" | "required" => Some(SslMode::Require),
-            "verify-ca" => Some(SslMode::VerifyCa),
-            "verify-full" | "verify-identity" => Some(SslMode::VerifyFull),
-            _ => None,
-        }
-    }
-
-    /// From a connector's config: absent is the default, anything unparsable too (create and
-    /// update refuse it, so only a stored legacy value can be unparsable).
-    pub fn of(config: &Map<String, Value>) -> SslMode {
-        Self::given(config).unwrap_or(SslMode::DEFAULT)
-    }
-
-    /// The mode the config sets, if it sets one. Absent differs from an explicit `prefer`: a
-    /// password the server could read then goes only over TLS verified for the host name.
-    pub fn given(config: &Map<String, Value>) -> Option<SslMode> {
-        config
-            .get("sslmode")
-            .and_then(Value::as_str)
-            .and_then(SslMode::parse)
     }
 }

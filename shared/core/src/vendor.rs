@@ -1,52 +1,20 @@
 //! The vendors' own hosts: the only places a warehouse, cloud-storage or SaaS connector's
-//! credentials may go. Pure, so create and update refuse another host before anything is stored,
-//! and the probe refuses a stored legacy value before anything is sent.
+//! credentials may go. Each family names its vendor's hosts (`ConnectorType::vendor`); this
+//! checks a host against them. Pure, so create and update refuse another host before anything is
+//! stored, and the probe refuses a stored legacy value before anything is sent.
 
 use crate::model::ConnectorType;
 
-/// Hosts that may receive a type's credentials: `*.suffix` (any name under it, not the suffix
-/// itself) or an exact name. Empty for types whose destination is the tenant's own.
-pub fn allowed_hosts(kind: ConnectorType) -> &'static [&'static str] {
-    use ConnectorType::*;
-    match kind {
-        Snowflake => &["*.snowflakecomputing.com"],
-        Databricks => &[
-            "*.cloud.databricks.com",
-            "*.azuredatabricks.net",
-            "*.gcp.databricks.com",
-        ],
-        Bigquery => &["bigquery.googleapis.com", "oauth2.googleapis.com"],
-        Gcs => &["storage.googleapis.com", "oauth2.googleapis.com"],
-        AzureBlob => &["*.blob.core.windows.net"],
-        Salesforce => &[
-            "*.my.salesforce.com",
-            "*.force.com",
-            "login.salesforce.com",
-            "test.salesforce.com",
-        ],
-        Hubspot => &["api.hubapi.com"],
-        _ => &[],
-    }
-}
-
-/// The vendor's name, for messages.
-pub fn vendor_name(kind: ConnectorType) -> &'static str {
-    use ConnectorType::*;
-    match kind {
-        Snowflake => "Snowflake",
-        Databricks => "Databricks",
-        Bigquery | Gcs => "Google",
-        AzureBlob => "Azure Storage",
-        Salesforce => "Salesforce",
-        Hubspot => "HubSpot",
-        _ => "the vendor",
-    }
+/// True for the types whose credentials go only to the vendor's own hosts.
+pub fn is_bound(kind: ConnectorType) -> bool {
+    !kind.vendor().hosts.is_empty()
 }
 
 /// True when the type's credentials may go to `host` (case and a root dot ignored).
 pub fn is_allowed(kind: ConnectorType, host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    allowed_hosts(kind)
+    kind.vendor()
+        .hosts
         .iter()
         .any(|pattern| match pattern.strip_prefix('*') {
             // ".suffix": a name under it, with a non-empty label before the dot.
@@ -57,13 +25,13 @@ pub fn is_allowed(kind: ConnectorType, host: &str) -> bool {
 
 /// Why `host` may not receive the type's credentials (for a 400 or a probe failure).
 pub fn refusal(kind: ConnectorType, host: &str) -> String {
+    let vendor = kind.vendor();
     format!(
         "{host} is not a {} host ({}): credentials go only to the vendor",
-        vendor_name(kind),
-        allowed_hosts(kind).join(", ")
+        vendor.name,
+        vendor.hosts.join(", ")
     )
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

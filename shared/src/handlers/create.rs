@@ -3,13 +3,13 @@
 
 use super::{audited, BASE_PATH, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
-use crate::aws_identity;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{json, json_object, with_etag};
 use crate::idempotency::{self, MacKey, Remembered};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::{new_connector_id, now_rfc3339, unix_now};
+use crate::kinds::aws as aws_identity;
 use crate::model::{field_names, Connector, Status};
 use crate::store::{ConnectorWriter, IdempotentAnswers, StoreError};
 use crate::token::TokenVerifier;

@@ -5,20 +5,19 @@
 //! breaker is neither consulted nor moved (the user is testing a change on purpose).
 
 use crate::audit::AuditEvent;
-use crate::aws_identity;
 use crate::connector_check::{masked, Tester};
 use crate::custody::propose;
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
+use crate::kinds::aws as aws_identity;
+use crate::kinds::sftp::carry_host_key_pin;
+use crate::kinds::{check_auth_config, check_config, present_fields};
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
 use crate::probe::Probe;
 use crate::store::ConnectorReader;
-use crate::validate::{
-    carry_host_key_pin, check_auth_config, check_config, has_api_key, parse_create, parse_update,
-    Change,
-};
+use crate::validate::{parse_create, parse_update, Change};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -150,7 +149,11 @@ where
             },
         )?;
         let secret = proposed.secret.filter(|s| !s.0.is_empty());
-        let mut problems = check_config(kind, &config, has_api_key(secret.as_ref().map(|s| &s.0)));
+        let auth_fields = secret
+            .as_ref()
+            .map(|s| present_fields(&s.0))
+            .unwrap_or_default();
+        let mut problems = check_config(kind, &config, &auth_fields);
         if let Some(s) = &secret {
             problems.extend(check_auth_config(kind, &s.0));
         }

@@ -346,7 +346,7 @@ where
         let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
             return Swept::Skipped;
         };
-        match self.test(admitted, false).await {
+        match self.test(admitted).await {
             Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
             Ok(_) => Swept::Failed,
             Err(e) => {

@@ -140,7 +140,7 @@ where
             .ok_or_else(ApiError::not_found)?;
         let current = self.admit(current, now).await?;
         // The answer shows authConfig masked, so it is decrypted even when the probe needs none.
-        let tested = self.test(current, true).await?;
+        let tested = self.test(current).await?;
         let masked = masked(tested.secret.as_ref());
         let breaker = tested.connector.breaker.unwrap_or_default();
         let body = TestBody {

@@ -2,20 +2,20 @@
 
 use super::{audited, WRITE_ATTEMPTS};
 use crate::audit::AuditEvent;
-use crate::aws_identity;
 use crate::custody::propose;
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::http::{if_match, json, json_object, with_etag};
 use crate::identity::{caller, permit, WRITE_ROLES};
 use crate::ids::now_rfc3339;
+use crate::kinds::aws as aws_identity;
+use crate::kinds::saas_api::take_config_api_key;
+use crate::kinds::sftp::carry_host_key_pin;
+use crate::kinds::{check_auth_config, check_config, present_fields};
 use crate::model::{field_names, Connector, PlainSecret, Status};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
-use crate::validate::{
-    carry_host_key_pin, check_auth_config, check_config, has_api_key, is_api_key_field,
-    parse_update, take_config_api_key, Change, ConnectorPatch,
-};
+use crate::validate::{parse_update, Change, ConnectorPatch};
 use lambda_http::{Body, Request, Response};
 use serde_json::Map;
 
@@ -108,15 +108,12 @@ async fn apply<E: SecretSealer>(
         }
     }
     if patch.touches_config() {
-        let api_key = match &patch.auth_config {
-            Change::Keep => current
-                .auth_config_fields
-                .iter()
-                .any(|f| is_api_key_field(f)),
-            Change::Clear => false,
-            Change::Set(s) => has_api_key(Some(&s.0)),
+        let auth_fields = match &patch.auth_config {
+            Change::Keep => current.auth_config_fields.clone(),
+            Change::Clear => Vec::new(),
+            Change::Set(s) => present_fields(&s.0),
         };
-        let problems = check_config(next.kind, &next.config, api_key);
+        let problems = check_config(next.kind, &next.config, &auth_fields);
         if !problems.is_empty() {
             return Err(ApiError::validation(problems));
         }
@@ -196,12 +193,12 @@ async fn apply<E: SecretSealer>(
     }
     // A salesforce / hubspot config.apiKey (given now, or stored before it was sealed) moves into
     // the sealed secret; custody above has already judged the secret it joins.
-    if let Some(key) = take_config_api_key(next.kind, &mut next.config) {
+    if let Some((field, key)) = take_config_api_key(next.kind, &mut next.config) {
         let mut secret = match &next.auth_config {
             Some(sealed) => sealer.open(ctx, sealed).await?,
             None => PlainSecret::default(),
         };
-        secret.0.entry("apiKey").or_insert(key);
+        secret.0.entry(field).or_insert(key);
         next.auth_config_fields = field_names(&secret.0);
         next.auth_config = Some(sealer.seal(ctx, &secret.0).await?);
     }

@@ -3,8 +3,8 @@
 use super::net::{resolve_checked, Overrides, Pins};
 use super::report::{Depth, Failure, ProbeCode, Recorder, StepName, TlsReason};
 use super::ssrf::{literal_host, Guard};
-use super::target::HttpAuth;
 use super::tls;
+use crate::kinds::http::{HttpAuth, TOKEN_URL_FIELD};
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
 use url::Url;
@@ -120,7 +120,7 @@ impl HttpProbe<'_> {
             .ok_or_else(|| {
                 Failure::new(
                     ProbeCode::InvalidConfig,
-                    "authConfig.tokenUrl is not an http(s) URL",
+                    format!("{TOKEN_URL_FIELD} is not an http(s) URL"),
                 )
             })?;
         self.check_destination(&url, rec).await?;
@@ -153,7 +153,7 @@ impl HttpProbe<'_> {
         let status = resp.status().as_u16();
         let body = read_bounded(resp).await?;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let token = super::oauth::access_token(status, &json, "authConfig.tokenUrl");
+        let token = super::oauth::access_token(status, &json, TOKEN_URL_FIELD);
         rec.record(
             StepName::Auth,
             token.is_ok(),

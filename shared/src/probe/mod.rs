@@ -14,11 +14,11 @@ pub mod saas;
 pub mod srv;
 pub mod ssh;
 pub use connectors_core::ssrf;
-pub mod target;
 pub mod tcp;
 pub mod tls;
 pub mod wire;
 
+use crate::kinds::{self, sql::Wire, Input, Source};
 use crate::model::ConnectorType;
 use aws_config::SdkConfig;
 use report::{Diagnostics, Failure, ProbeCode, Recorder, StepName};
@@ -26,7 +26,6 @@ use serde_json::{Map, Value};
 use ssrf::Guard;
 use std::sync::OnceLock;
 use std::time::Duration;
-use target::Target;
 
 /// Probe limits and the guard, read once at init.
 #[derive(Debug, Clone)]
@@ -86,44 +85,8 @@ impl ProbeSettings {
     }
 }
 
-/// A non-empty string field of a JSON object.
-fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
 fn no_endpoint() -> Failure {
     Failure::new(ProbeCode::InvalidConfig, "no server to connect to")
-}
-
-/// What a Kafka login uses: `securityProtocol` (confluent_kafka: SASL_SSL; kafka: SASL_SSL when
-/// authConfig names a user, else PLAINTEXT) and `saslMechanism` (PLAIN).
-fn kafka_login<'a>(
-    kind: ConnectorType,
-    host: &'a str,
-    config: &'a Map<String, Value>,
-    secret: Option<&'a Map<String, Value>>,
-) -> wire::kafka::Login<'a> {
-    use wire::kafka::{Mechanism, Security};
-    let user = secret.and_then(|s| text(s, "username"));
-    let default = if kind == ConnectorType::ConfluentKafka || user.is_some() {
-        Security::SaslSsl
-    } else {
-        Security::Plaintext
-    };
-    wire::kafka::Login {
-        host,
-        security: text(config, "securityProtocol")
-            .and_then(Security::parse)
-            .unwrap_or(default),
-        mechanism: text(config, "saslMechanism")
-            .and_then(Mechanism::parse)
-            .unwrap_or(Mechanism::Plain),
-        user,
-        password: secret.and_then(|s| text(s, "password")),
-        topic: text(config, "topic"),
-    }
 }
 
 /// What the test endpoint, the dry run and the sweep need of a prober: `Prober` for real, a fake
@@ -221,8 +184,15 @@ impl Prober {
         secret: Option<&Map<String, Value>>,
     ) -> Diagnostics {
         let mut rec = Recorder::default();
-        let target = match target::target_for(kind, config, secret) {
-            Ok(t) => t,
+        let source = Source {
+            kind,
+            tenant,
+            config,
+            auth_method,
+            secret,
+        };
+        let input = match kinds::input(source) {
+            Ok(input) => input,
             Err(message) => {
                 let failure = Failure::new(ProbeCode::InvalidConfig, message);
                 return rec.finish_masked(Err(failure), secret);
@@ -231,18 +201,14 @@ impl Prober {
         let budget = self.settings.total_timeout;
         // Boxed: the logins' state machines are large (the SDK's futures among them), and a
         // probe must not need a deep stack from whoever awaits it.
-        let result = match tokio::time::timeout(
-            budget,
-            Box::pin(self.run(tenant, kind, &target, config, auth_method, secret, &mut rec)),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(
-                ProbeCode::Timeout,
-                format!("the probe did not finish within {} ms", budget.as_millis()),
-            )),
-        };
+        let result =
+            match tokio::time::timeout(budget, Box::pin(self.run(kind, input, &mut rec))).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::new(
+                    ProbeCode::Timeout,
+                    format!("the probe did not finish within {} ms", budget.as_millis()),
+                )),
+            };
         rec.finish_masked(result, secret)
     }
 
@@ -286,17 +252,16 @@ impl Prober {
         &self,
         host: &str,
         port: u16,
-        config: &Map<String, Value>,
-        secret: Option<&Map<String, Value>>,
+        mongo: &kinds::mongo::Mongo<'_>,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
         let stream = self.guarded_connect(host, port, rec).await?;
         wire::mongo::login(
             stream,
             host,
-            &wire::mongo::settings(config),
-            secret.and_then(|s| text(s, "username")),
-            secret.and_then(|s| text(s, "password")),
+            &mongo.settings,
+            mongo.user,
+            mongo.password,
             self.settings.connect_timeout,
             rec,
         )
@@ -308,9 +273,9 @@ impl Prober {
         &self,
         host: &str,
         port: u16,
-        protocol: target::Protocol,
+        protocol: tcp::Protocol,
         rec: &mut Recorder,
-    ) -> Result<(), Failure> {
+    ) -> Result<String, Failure> {
         let limit = self.settings.connect_timeout;
         let mut stream = self.guarded_connect(host, port, rec).await?;
         rec.step(
@@ -319,161 +284,122 @@ impl Prober {
         )
         .await?;
         rec.reached(report::Depth::Reachable);
-        Ok(())
+        Ok(format!(
+            "{host}:{port} answered; credentials were not checked (no username in authConfig)"
+        ))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the family's probe: a plain match on the typed input.
     async fn run(
         &self,
-        tenant: &str,
         kind: ConnectorType,
-        target: &Target,
-        config: &Map<String, Value>,
-        auth_method: &str,
-        secret: Option<&Map<String, Value>>,
+        input: Input<'_>,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
         let limit = self.settings.connect_timeout;
-        let user = secret.and_then(|s| text(s, "username"));
-        match target {
-            Target::Tcp {
-                endpoints,
-                protocol: target::Protocol::Postgres,
-            } if user.is_some() && endpoints.len() == 1 => {
-                let (host, port) = &endpoints[0];
-                let stream = self.guarded_connect(host, *port, rec).await?;
-                let login = wire::postgres::Login {
-                    host,
-                    user: user.unwrap_or_default(),
-                    password: secret.and_then(|s| text(s, "password")),
-                    database: text(config, "database").unwrap_or("postgres"),
-                    sslmode: crate::model::SslMode::given(config),
+        match input {
+            Input::Sql(db) => {
+                let Some(user) = db.user else {
+                    let protocol = match db.wire {
+                        Wire::Postgres => tcp::Protocol::Postgres,
+                        Wire::Mysql => tcp::Protocol::Mysql,
+                    };
+                    return self.tcp_service(db.host, db.port, protocol, rec).await;
                 };
-                wire::postgres::login(stream, &login, limit, rec).await
+                let stream = self.guarded_connect(db.host, db.port, rec).await?;
+                match db.wire {
+                    Wire::Postgres => {
+                        let login = wire::postgres::Login {
+                            host: db.host,
+                            user,
+                            password: db.password,
+                            database: db.database.unwrap_or("postgres"),
+                            sslmode: db.sslmode,
+                        };
+                        wire::postgres::login(stream, &login, limit, rec).await
+                    }
+                    Wire::Mysql => {
+                        let login = wire::mysql::Login {
+                            host: db.host,
+                            user,
+                            password: db.password,
+                            database: db.database.unwrap_or_default(),
+                            sslmode: db.sslmode,
+                            server_public_key: db.server_public_key,
+                        };
+                        wire::mysql::login(stream, &login, limit, rec).await
+                    }
+                }
             }
-            Target::Tcp {
-                endpoints,
-                protocol: target::Protocol::Mysql,
-            } if user.is_some() && endpoints.len() == 1 => {
-                let (host, port) = &endpoints[0];
-                let stream = self.guarded_connect(host, *port, rec).await?;
-                let login = wire::mysql::Login {
-                    host,
-                    user: user.unwrap_or_default(),
-                    password: secret.and_then(|s| text(s, "password")),
-                    database: text(config, "database").unwrap_or_default(),
-                    sslmode: crate::model::SslMode::given(config),
-                    server_public_key: text(config, "serverPublicKey"),
+            Input::Sftp(sftp) => {
+                let Some(user) = sftp.user else {
+                    return self
+                        .tcp_service(sftp.host, sftp.port, tcp::Protocol::Ssh, rec)
+                        .await;
                 };
-                wire::mysql::login(stream, &login, limit, rec).await
-            }
-            Target::Tcp {
-                endpoints,
-                protocol: target::Protocol::Ssh,
-            } if user.is_some() && endpoints.len() == 1 => {
-                let (host, port) = &endpoints[0];
-                let stream = self.guarded_connect(host, *port, rec).await?;
+                let stream = self.guarded_connect(sftp.host, sftp.port, rec).await?;
                 let login = ssh::Login {
-                    user: user.unwrap_or_default(),
-                    password: secret.and_then(|s| text(s, "password")),
-                    private_key: secret.and_then(|s| text(s, "privateKey")),
-                    passphrase: secret.and_then(|s| text(s, "passphrase")),
-                    path: text(config, "path").unwrap_or("."),
-                    pinned: text(config, "hostKeyFingerprint"),
+                    user,
+                    password: sftp.password,
+                    private_key: sftp.private_key,
+                    passphrase: sftp.passphrase,
+                    path: sftp.path,
+                    pinned: sftp.pinned,
                 };
                 ssh::login(stream, &login, limit, rec).await
             }
-            Target::Tcp {
-                endpoints,
-                protocol: target::Protocol::Kafka,
-            } => {
+            Input::Kafka(kafka) => {
                 // The first bootstrap server answers for the cluster (as clients bootstrap).
-                let (host, port) = endpoints.first().ok_or_else(no_endpoint)?;
+                let (host, port) = kafka.servers.first().ok_or_else(no_endpoint)?;
                 let stream = self.guarded_connect(host, *port, rec).await?;
-                wire::kafka::login(stream, &kafka_login(kind, host, config, secret), limit, rec)
-                    .await
-            }
-            Target::Tcp {
-                endpoints,
-                protocol: target::Protocol::Mongo,
-            } => {
-                let (host, port) = endpoints.first().ok_or_else(no_endpoint)?;
-                self.mongo(host, *port, config, secret, rec).await
-            }
-            Target::Tcp {
-                endpoints,
-                protocol,
-            } => {
-                for (host, port) in endpoints {
-                    self.tcp_service(host, *port, *protocol, rec).await?;
-                }
-                let names: Vec<String> =
-                    endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-                let checked = match user {
-                    None => "credentials were not checked (no username in authConfig)",
-                    Some(_) => "credentials were not checked (logging in to this service is not supported yet)",
+                let login = wire::kafka::Login {
+                    host,
+                    security: kafka.security,
+                    mechanism: kafka.mechanism,
+                    user: kafka.user,
+                    password: kafka.password,
+                    topic: kafka.topic,
                 };
-                Ok(format!("{} answered; {checked}", names.join(", ")))
+                wire::kafka::login(stream, &login, limit, rec).await
             }
-            Target::MongoSrv { host } => {
-                let (host, port) = rec
-                    .step(StepName::Dns, self.srv().mongodb_target(host, limit))
-                    .await?;
-                self.mongo(&host, port, config, secret, rec).await
+            Input::Mongo(mongo) => {
+                let (host, port) = match &mongo.endpoint {
+                    kinds::mongo::Endpoint::Host(host, port) => (host.clone(), *port),
+                    kinds::mongo::Endpoint::Srv(name) => {
+                        rec.step(StepName::Dns, self.srv().mongodb_target(name, limit))
+                            .await?
+                    }
+                };
+                self.mongo(&host, port, &mongo, rec).await
             }
-            Target::Http { url, auth } => {
+            Input::Http(http) => {
                 // With credentials a 2xx/3xx is authorized; without, any answer is reachable only.
-                self.http_probe()?.run(url.clone(), auth, rec).await
+                self.http_probe()?.run(http.url, &http.auth, rec).await
             }
-            Target::Saas => {
-                let api = saas::Api {
-                    http: self.http_probe()?,
-                    kind,
-                };
-                match kind {
-                    ConnectorType::Hubspot => saas::hubspot::login(&api, config, secret, rec).await,
-                    ConnectorType::Salesforce => {
-                        saas::salesforce::login(&api, config, secret, rec).await
-                    }
-                    ConnectorType::Databricks => {
-                        saas::databricks::login(&api, config, secret, rec).await
-                    }
-                    ConnectorType::Snowflake => {
-                        saas::snowflake::login(&api, config, secret, rec).await
-                    }
-                    ConnectorType::AzureBlob => saas::azure::login(&api, config, secret, rec).await,
-                    ConnectorType::Bigquery | ConnectorType::Gcs => {
-                        saas::google::login(&api, kind, config, secret, rec).await
-                    }
-                    _ => Err(Failure::new(
-                        ProbeCode::InvalidConfig,
-                        "no login for this type",
-                    )),
+            Input::Snowflake(input) => saas::snowflake::login(&self.saas(kind)?, &input, rec).await,
+            Input::Databricks(input) => {
+                saas::databricks::login(&self.saas(kind)?, &input, rec).await
+            }
+            Input::Google(input) => saas::google::login(&self.saas(kind)?, &input, rec).await,
+            Input::Azure(input) => saas::azure::login(&self.saas(kind)?, &input, rec).await,
+            Input::SaasApi(input) => match input.service {
+                kinds::saas_api::Service::Hubspot => {
+                    saas::hubspot::login(&self.saas(kind)?, &input, rec).await
                 }
-            }
-            Target::S3 { bucket, region } => {
-                let identity = cloud::identity(tenant, auth_method, secret)?;
-                let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
-                rec.step(
-                    StepName::Bucket,
-                    cloud::s3::check_bucket(&self.aws, region, creds, bucket),
-                )
-                .await?;
-                rec.reached(report::Depth::Authorized);
-                Ok(format!("bucket {bucket} is reachable"))
-            }
-            Target::Kinesis { stream, region } => {
-                let identity = cloud::identity(tenant, auth_method, secret)?;
-                let creds = cloud::authenticate(&self.aws, region, identity, rec).await?;
-                rec.step(
-                    StepName::Access,
-                    cloud::kinesis::describe_stream(&self.aws, region, creds, stream),
-                )
-                .await?;
-                rec.reached(report::Depth::Authorized);
-                Ok(format!("stream {stream} is reachable"))
-            }
+                kinds::saas_api::Service::Salesforce => {
+                    saas::salesforce::login(&self.saas(kind)?, &input, rec).await
+                }
+            },
+            Input::Aws(aws) => cloud::probe(&self.aws, aws, rec).await,
         }
+    }
+
+    /// A vendor's API behind the guard: only the type's vendor hosts receive anything.
+    fn saas(&self, kind: ConnectorType) -> Result<saas::Api<'_>, Failure> {
+        Ok(saas::Api {
+            http: self.http_probe()?,
+            kind,
+        })
     }
 }
 

@@ -1,7 +1,6 @@
 //! TCP connect and the protocol handshakes that prove which service answers.
 
 use super::report::{Failure, ProbeCode};
-use super::target::Protocol;
 use super::wire::{send, Io};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -45,6 +44,17 @@ pub async fn connect(
     Err(last)
 }
 
+/// A TCP service proven by its greeting, when there is no login to prove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// SSLRequest; a reply of `S` or `N`.
+    Postgres,
+    /// The server greeting, protocol version 10.
+    Mysql,
+    /// The `SSH-2.0-` banner.
+    Ssh,
+}
+
 /// Proves the service speaks `protocol`; `limit` bounds each read.
 pub async fn handshake<S: Io>(
     stream: &mut S,
@@ -55,11 +65,6 @@ pub async fn handshake<S: Io>(
         Protocol::Postgres => postgres(stream, limit).await,
         Protocol::Mysql => mysql(stream, limit).await,
         Protocol::Ssh => ssh(stream, limit).await,
-        // wire/mongo.rs and wire/kafka.rs speak these (hello, ApiVersions) in their logins.
-        Protocol::Mongo | Protocol::Kafka => Err(Failure::new(
-            ProbeCode::InvalidConfig,
-            "this protocol is proven by its login",
-        )),
     }
     .map(|detail| ((), detail))
 }

@@ -11,10 +11,9 @@ pub mod kinesis;
 pub mod s3;
 
 use super::report::{Depth, Failure, ProbeCode, Recorder, StepName};
-use crate::aws_identity;
+use crate::kinds;
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::{Credentials, Region};
-use serde_json::{Map, Value};
 
 /// How the probe signs its AWS calls.
 pub enum Identity {
@@ -26,54 +25,62 @@ pub enum Identity {
     Role { arn: String, external_id: String },
 }
 
-fn text<'a>(secret: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
-    secret
-        .and_then(|s| s.get(k))
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
+impl From<kinds::aws::Identity<'_>> for Identity {
+    fn from(identity: kinds::aws::Identity<'_>) -> Self {
+        match identity {
+            kinds::aws::Identity::Function => Identity::Function,
+            kinds::aws::Identity::Keys {
+                id,
+                secret,
+                session_token,
+            } => Identity::Keys(Credentials::new(
+                id,
+                secret,
+                session_token.map(str::to_string),
+                None,
+                "connector",
+            )),
+            kinds::aws::Identity::Role { arn, external_id } => Identity::Role {
+                arn: arn.to_string(),
+                external_id,
+            },
+        }
+    }
 }
 
-/// The identity authConfig and authMethod name. A role is assumed with the tenant's own
-/// ExternalId, whatever authConfig holds (`aws_identity`); the function's own role only where the
-/// deployment lends it.
-pub fn identity(
-    tenant: &str,
-    auth_method: &str,
-    secret: Option<&Map<String, Value>>,
-) -> Result<Identity, Failure> {
-    if let Some(arn) = text(secret, "roleArn") {
-        return Ok(Identity::Role {
-            arn: arn.to_string(),
-            external_id: aws_identity::external_id(tenant),
-        });
-    }
-    if auth_method == aws_identity::FUNCTION_ROLE {
-        return match aws_identity::function_role_allowed() {
-            true => Ok(Identity::Function),
-            false => Err(Failure::new(
-                ProbeCode::InvalidConfig,
-                aws_identity::FUNCTION_ROLE_REFUSED,
-            )),
-        };
-    }
-    match (text(secret, "accessKeyId"), text(secret, "secretAccessKey")) {
-        (Some(id), Some(key)) => Ok(Identity::Keys(Credentials::new(
-            id,
-            key,
-            text(secret, "sessionToken").map(str::to_string),
-            None,
-            "connector",
-        ))),
-        _ => Err(Failure::new(
-            ProbeCode::InvalidConfig,
-            "authConfig needs roleArn, or accessKeyId and secretAccessKey",
-        )),
-    }
+/// Proves the identity, then reads the bucket or stream.
+pub async fn probe(
+    sdk: &SdkConfig,
+    aws: kinds::aws::Aws<'_>,
+    rec: &mut Recorder,
+) -> Result<String, Failure> {
+    let region = aws.region;
+    let creds = authenticate(sdk, region, aws.identity.into(), rec).await?;
+    let what = match aws.resource {
+        kinds::aws::Resource::Bucket(bucket) => {
+            rec.step(
+                StepName::Bucket,
+                s3::check_bucket(sdk, region, creds, bucket),
+            )
+            .await?;
+            format!("bucket {bucket} is reachable")
+        }
+        kinds::aws::Resource::Stream(stream) => {
+            rec.step(
+                StepName::Access,
+                kinesis::describe_stream(sdk, region, creds, stream),
+            )
+            .await?;
+            format!("stream {stream} is reachable")
+        }
+    };
+    rec.reached(Depth::Authorized);
+    Ok(what)
 }
 
 /// Proves the identity (GetCallerIdentity for keys, AssumeRole for a role) and returns the
 /// credentials to use, recorded as the `auth` step; None is the function's own role.
-pub async fn authenticate(
+async fn authenticate(
     sdk: &SdkConfig,
     region: &str,
     identity: Identity,

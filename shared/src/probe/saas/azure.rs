@@ -8,80 +8,16 @@
 //! `AuthorizationPermissionMismatch` (and other refusals of a valid signature) →
 //! `permission_denied`.
 
-use super::{field, path_segment, Answer, Api};
+use super::{path_segment, Answer, Api};
+use crate::kinds::azure::{Azure, Credential, CREDENTIALS};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use base64::Engine;
 use reqwest::Method;
-use serde_json::{Map, Value};
+
 use url::Url;
-use zeroize::Zeroizing;
 
 /// The REST version we sign for (Azure and Azurite both speak it).
 const VERSION: &str = "2021-08-06";
-
-/// How a request is authorized.
-enum Credential {
-    SharedKey(Zeroizing<Vec<u8>>),
-    Sas(String),
-    None,
-}
-
-/// Where the account's blob service is, whose it is, and the credential.
-struct Account {
-    name: String,
-    endpoint: String,
-    credential: Credential,
-}
-
-/// The `key=value;…` pairs of a storage connection string (values may hold `=`).
-fn connection_string(s: &str) -> Map<String, Value> {
-    s.split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), Value::String(v.trim().to_string())))
-        .collect()
-}
-
-fn account(
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
-) -> Result<Account, Failure> {
-    let parsed = field(secret, "connectionString").map(connection_string);
-    let from_cs = |k: &str| {
-        parsed
-            .as_ref()
-            .and_then(|m| field(Some(m), k))
-            .map(str::to_string)
-    };
-    let name = from_cs("AccountName")
-        .or_else(|| field(Some(config), "storageAccount").map(str::to_string))
-        .unwrap_or_default();
-    let endpoint = match from_cs("BlobEndpoint") {
-        Some(e) => e.trim_end_matches('/').to_string(),
-        None => {
-            let suffix = from_cs("EndpointSuffix").unwrap_or_else(|| "core.windows.net".into());
-            format!("https://{name}.blob.{suffix}")
-        }
-    };
-    let key = from_cs("AccountKey").or_else(|| field(secret, "accountKey").map(str::to_string));
-    let sas =
-        from_cs("SharedAccessSignature").or_else(|| field(secret, "sasToken").map(str::to_string));
-    let credential = match (key, sas) {
-        (Some(key), _) => Credential::SharedKey(Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(key.as_bytes())
-                .map_err(|_| {
-                    Failure::new(ProbeCode::InvalidConfig, "the account key is not base64")
-                })?,
-        )),
-        (None, Some(sas)) => Credential::Sas(sas.trim_start_matches('?').to_string()),
-        (None, None) => Credential::None,
-    };
-    Ok(Account {
-        name,
-        endpoint,
-        credential,
-    })
-}
 
 /// `x-ms-date`: the RFC 1123 date in GMT.
 fn ms_date() -> String {
@@ -118,12 +54,10 @@ fn sign(key: &[u8], to_sign: &str) -> String {
 
 pub async fn login(
     api: &Api<'_>,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    account: &Azure<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let account = account(config, secret)?;
-    let container = field(Some(config), "container").unwrap_or_default();
+    let container = account.container;
     let encoded = path_segment(container);
     let mut url = Url::parse(&format!("{}/{encoded}?restype=container", account.endpoint))
         .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the blob endpoint is not a URL"))?;
@@ -134,15 +68,15 @@ pub async fn login(
         .header("x-ms-version", VERSION);
     let how = match &account.credential {
         Credential::SharedKey(key) => {
-            let signature = sign(key, &string_to_sign(&account.name, &url, &date));
+            let signature = sign(key, &string_to_sign(&account.account, &url, &date));
             request = request.header(
                 reqwest::header::AUTHORIZATION,
-                format!("SharedKey {}:{signature}", account.name),
+                format!("SharedKey {}:{signature}", account.account),
             );
             "the account key"
         }
         Credential::Sas(sas) => {
-            url.set_query(Some(&format!("restype=container&{sas}")));
+            url.set_query(Some(&format!("restype=container&{}", sas.as_str())));
             request = api
                 .request(Method::GET, url)
                 .header("x-ms-date", &date)
@@ -151,13 +85,7 @@ pub async fn login(
         }
         Credential::None => {
             return api
-                .reachable_only(
-                    "container",
-                    request,
-                    "Azure Storage",
-                    "accountKey, sasToken or connectionString",
-                    rec,
-                )
+                .reachable_only("container", request, "Azure Storage", CREDENTIALS, rec)
                 .await;
         }
     };
@@ -239,28 +167,5 @@ mod tests {
             "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 27 Nov 2026 11:40:03 GMT\nx-ms-version:2021-08-06\n/acct/c1\nrestype:container"
         );
         assert!(ms_date().ends_with(" GMT"));
-    }
-
-    #[test]
-    fn connection_strings_name_account_endpoint_and_credential() {
-        let secret: Map<String, Value> = serde_json::json!({"connectionString":
-            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"})
-        .as_object()
-        .unwrap()
-        .clone();
-        let a = account(&Map::new(), Some(&secret)).unwrap();
-        assert_eq!(
-            (a.name.as_str(), a.endpoint.as_str()),
-            ("acct", "https://acct.blob.core.windows.net")
-        );
-        assert!(matches!(a.credential, Credential::SharedKey(ref k) if k.as_slice() == b"key"));
-        let sas: Map<String, Value> = serde_json::json!({"connectionString":
-            "BlobEndpoint=https://x.blob.core.windows.net/;SharedAccessSignature=sv=2019-12-12&sig=a%3D"})
-        .as_object()
-        .unwrap()
-        .clone();
-        let a = account(&Map::new(), Some(&sas)).unwrap();
-        assert_eq!(a.endpoint, "https://x.blob.core.windows.net");
-        assert!(matches!(a.credential, Credential::Sas(ref s) if s == "sv=2019-12-12&sig=a%3D"));
     }
 }

@@ -5,49 +5,21 @@
 //! (`/sql/protocolv1/o/{org}/{cluster}`) → `GET /api/2.0/clusters/get?cluster_id={cluster}`.
 //! 401 → `auth_failed`, 403 → `permission_denied`, 404 / `RESOURCE_DOES_NOT_EXIST` → `not_found`.
 
-use super::{field, form, path_segment, Answer, Api};
+use super::{form, path_segment, Answer, Api};
+use crate::kinds::databricks::{Databricks, Resource};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
-
-/// What `httpPath` names.
-#[derive(Debug, PartialEq, Eq)]
-enum Resource {
-    Warehouse(String),
-    Cluster(String),
-}
-
-fn resource(http_path: &str) -> Option<Resource> {
-    let parts: Vec<&str> = http_path.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["sql", "1.0", "warehouses" | "endpoints", id] if !id.is_empty() => {
-            Some(Resource::Warehouse(id.to_string()))
-        }
-        ["sql", "protocolv1", "o", _, cluster] if !cluster.is_empty() => {
-            Some(Resource::Cluster(cluster.to_string()))
-        }
-        _ => None,
-    }
-}
 
 pub async fn login(
     api: &Api<'_>,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    input: &Databricks<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let host = field(Some(config), "host").unwrap_or_default();
-    let base = Url::parse(&format!("https://{host}/"))
-        .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "config.host is not a host name"))?;
-    let path = field(Some(config), "httpPath").unwrap_or_default();
-    let target = resource(path).ok_or_else(|| {
-        Failure::new(
-            ProbeCode::InvalidConfig,
-            "config.httpPath names neither a SQL warehouse (/sql/1.0/warehouses/{id}) nor a cluster (/sql/protocolv1/o/{org}/{cluster})",
-        )
-    })?;
-    let url = match &target {
+    let base = input.base.clone();
+    let target = &input.resource;
+    let url = match target {
         Resource::Warehouse(id) => join(
             &base,
             &format!("api/2.0/sql/warehouses/{}", path_segment(id)),
@@ -58,12 +30,8 @@ pub async fn login(
             u
         }
     };
-    let mut token = field(secret, "token")
-        .or_else(|| field(secret, "accessToken"))
-        .map(str::to_string);
-    if let (Some(id), Some(client_secret)) =
-        (field(secret, "clientId"), field(secret, "clientSecret"))
-    {
+    let mut token = input.token.map(str::to_string);
+    if let Some((id, client_secret)) = input.client {
         let fields = [("grant_type", "client_credentials"), ("scope", "all-apis")];
         let request = form(
             api.request(Method::POST, join(&base, "oidc/v1/token")?)
@@ -93,7 +61,7 @@ pub async fn login(
         )
         .await?;
     rec.reached(Depth::Reachable);
-    outcome(&answer, &target, rec)
+    outcome(&answer, target, rec)
 }
 
 fn outcome(answer: &Answer, target: &Resource, rec: &mut Recorder) -> Result<String, Failure> {
@@ -157,29 +125,4 @@ fn not_found(what: &str, rec: &mut Recorder) -> Result<String, Failure> {
 fn join(base: &Url, path: &str) -> Result<Url, Failure> {
     base.join(path)
         .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the Databricks workspace URL"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_paths_name_a_warehouse_or_a_cluster() {
-        assert_eq!(
-            resource("/sql/1.0/warehouses/abc123"),
-            Some(Resource::Warehouse("abc123".into()))
-        );
-        assert_eq!(
-            resource("sql/protocolv1/o/1234567890/0123-456789-abcdef"),
-            Some(Resource::Cluster("0123-456789-abcdef".into()))
-        );
-        for bad in [
-            "/sql/1.0/warehouses/",
-            "/api/2.0/x",
-            "",
-            "/sql/protocolv1/o/1",
-        ] {
-            assert_eq!(resource(bad), None, "{bad}");
-        }
-    }
 }

@@ -9,12 +9,11 @@
 //! 403 → `permission_denied`, 404 → `not_found`.
 
 use super::signing_key::unix_now;
-use super::{field, form, path_segment, Answer, Api};
-use crate::model::ConnectorType;
+use super::{form, path_segment, Answer, Api};
+use crate::kinds::google::{Credential, Google, Resource, CREDENTIALS, KEY_FIELD, KEY_PRIVATE_KEY};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
-use crate::validate::{service_account_key, GOOGLE_TOKEN_URI};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 #[derive(serde::Serialize)]
@@ -27,28 +26,24 @@ struct Assertion<'a> {
 }
 
 /// The resource a type reads, and the read-only scope that reads it.
-fn resource(
-    kind: ConnectorType,
-    config: &Map<String, Value>,
-) -> Result<(Url, &'static str, String), Failure> {
-    let get = |k: &str| field(Some(config), k).unwrap_or_default();
-    let (url, scope, what) = match kind {
-        ConnectorType::Bigquery => (
+fn resource(resource: &Resource<'_>) -> Result<(Url, &'static str, String), Failure> {
+    let (url, scope, what) = match resource {
+        Resource::Dataset { project, dataset } => (
             format!(
                 "https://bigquery.googleapis.com/bigquery/v2/projects/{}/datasets/{}",
-                path_segment(get("project")),
-                path_segment(get("dataset"))
+                path_segment(project),
+                path_segment(dataset)
             ),
             "https://www.googleapis.com/auth/bigquery.readonly",
-            format!("dataset {}:{}", get("project"), get("dataset")),
+            format!("dataset {project}:{dataset}"),
         ),
-        _ => (
+        Resource::Bucket(bucket) => (
             format!(
                 "https://storage.googleapis.com/storage/v1/b/{}",
-                path_segment(get("bucket"))
+                path_segment(bucket)
             ),
             "https://www.googleapis.com/auth/devstorage.read_only",
-            format!("bucket {}", get("bucket")),
+            format!("bucket {bucket}"),
         ),
     };
     let url = Url::parse(&url)
@@ -58,60 +53,40 @@ fn resource(
 
 pub async fn login(
     api: &Api<'_>,
-    kind: ConnectorType,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    input: &Google<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let (url, scope, what) = resource(kind, config)?;
-    if let (ConnectorType::Gcs, Some(id), Some(key)) = (
-        kind,
-        field(secret, "accessKeyId"),
-        field(secret, "secretAccessKey"),
-    ) {
-        let bucket = field(Some(config), "bucket").unwrap_or_default();
-        return super::gcs_hmac::login(api, bucket, id, key, rec).await;
-    }
-    let Some(raw) = secret.and_then(|s| s.get("serviceAccountKey")) else {
-        let request = api.request(Method::GET, url);
-        return api
-            .reachable_only(&what, request, "Google", "serviceAccountKey", rec)
-            .await;
+    let (url, scope, what) = resource(&input.resource)?;
+    let key = match (&input.credential, &input.resource) {
+        (Credential::Hmac { id, secret }, Resource::Bucket(bucket)) => {
+            return super::gcs_hmac::login(api, bucket, id, secret, rec).await;
+        }
+        (Credential::ServiceAccount(key), _) => key,
+        _ => {
+            let request = api.request(Method::GET, url);
+            return api
+                .reachable_only(&what, request, "Google", CREDENTIALS, rec)
+                .await;
+        }
     };
-    let key = service_account_key(raw).ok_or_else(|| {
+    let endpoint = Url::parse(&key.token_uri).map_err(|_| {
         Failure::new(
             ProbeCode::InvalidConfig,
-            "authConfig.serviceAccountKey is not a service-account key",
+            format!("{KEY_FIELD}.token_uri is not a URL"),
         )
     })?;
-    let text = |k: &str| key.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let (Some(email), Some(pem)) = (text("client_email"), text("private_key")) else {
-        return Err(Failure::new(
-            ProbeCode::InvalidConfig,
-            "authConfig.serviceAccountKey needs client_email and private_key",
-        ));
-    };
-    let token_uri = text("token_uri").unwrap_or(GOOGLE_TOKEN_URI);
-    let endpoint = Url::parse(token_uri).map_err(|_| {
-        Failure::new(
-            ProbeCode::InvalidConfig,
-            "serviceAccountKey.token_uri is not a URL",
-        )
-    })?;
-    let signer =
-        crate::probe::kdf::signing_key("authConfig.serviceAccountKey.private_key", pem, None)
-            .await?;
+    let signer = crate::probe::kdf::signing_key(KEY_PRIVATE_KEY, &key.private_key, None).await?;
     let now = unix_now();
     let assertion = signer
         .sign(
             &Assertion {
-                iss: email,
+                iss: &key.client_email,
                 scope,
-                aud: token_uri,
+                aud: &key.token_uri,
                 iat: now,
                 exp: now + 3600,
             },
-            text("private_key_id"),
+            key.private_key_id.as_deref(),
         )
         .map_err(|e| Failure::new(ProbeCode::InvalidConfig, e))?;
     let fields = [

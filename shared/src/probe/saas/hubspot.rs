@@ -2,29 +2,32 @@
 //! sent to `GET https://api.hubapi.com/account-info/v3/details`, HubSpot's own host only.
 //! 401 → `auth_failed`; 403 (category `MISSING_SCOPES`) → `permission_denied`.
 
-use super::{field, Api};
+use super::Api;
+use crate::kinds::saas_api::{credentials, SaasApi};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 const DETAILS: &str = "https://api.hubapi.com/account-info/v3/details";
 
 pub async fn login(
     api: &Api<'_>,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    input: &SaasApi<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
     let url = Url::parse(DETAILS)
         .map_err(|_| Failure::new(ProbeCode::InvalidConfig, "the HubSpot URL"))?;
-    let token = field(secret, "accessToken")
-        .or_else(|| field(secret, "apiKey"))
-        .or_else(|| field(Some(config), "apiKey"));
-    let Some(token) = token else {
+    let Some(token) = input.token else {
         let request = api.request(Method::GET, url);
         return api
-            .reachable_only("account details", request, "HubSpot", "accessToken", rec)
+            .reachable_only(
+                "account details",
+                request,
+                "HubSpot",
+                credentials(input.service),
+                rec,
+            )
             .await;
     };
     let answer = api

@@ -19,7 +19,7 @@ use super::tls;
 use crate::model::ConnectorType;
 use crate::vendor;
 use reqwest::{Method, RequestBuilder};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::time::Instant;
 use url::Url;
 
@@ -177,12 +177,4 @@ pub fn json_body(request: RequestBuilder, body: &Value) -> RequestBuilder {
     request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
-}
-
-/// A non-empty string field of authConfig (or config).
-pub fn field<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
-    map?.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
 }

@@ -5,29 +5,24 @@
 //! anything (the instance URL a token endpoint returns included).
 //! `INVALID_SESSION_ID` (401) → `auth_failed`; 403 → `permission_denied`.
 
-use super::{field, form, Api};
+use super::{form, Api};
+use crate::kinds::saas_api::{credentials, SaasApi};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 pub async fn login(
     api: &Api<'_>,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    input: &SaasApi<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let mut instance = match field(Some(config), "instanceUrl") {
-        Some(u) => parse(u)?,
+    let mut instance = match &input.instance {
+        Some(u) => u.clone(),
         None => parse("https://login.salesforce.com")?,
     };
-    let mut token = field(secret, "accessToken")
-        .or_else(|| field(secret, "apiKey"))
-        .or_else(|| field(Some(config), "apiKey"))
-        .map(str::to_string);
-    if let (Some(id), Some(client_secret)) =
-        (field(secret, "clientId"), field(secret, "clientSecret"))
-    {
+    let mut token = input.token.map(str::to_string);
+    if let Some((id, client_secret)) = input.client {
         let endpoint = join(&instance, "/services/oauth2/token")?;
         let fields = [
             ("grant_type", "client_credentials"),
@@ -61,7 +56,10 @@ pub async fn login(
     })?;
     rec.server("Salesforce", &format!("API v{latest}"));
     let Some(token) = token else {
-        return Ok("Salesforce answered; credentials were not checked (no accessToken or clientId/clientSecret in authConfig)".into());
+        return Ok(format!(
+            "Salesforce answered; credentials were not checked (no {} in authConfig)",
+            credentials(input.service)
+        ));
     };
     let limits = api
         .send(

@@ -10,10 +10,11 @@
 //! 390189 / 390186 (role does not exist / is not granted) → `permission_denied`.
 
 use super::signing_key::unix_now;
-use super::{field, json_body, Api};
+use super::{json_body, Api};
+use crate::kinds::snowflake::Snowflake;
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use url::Url;
 
 /// What the JWT claims (Snowflake: key-pair authentication).
@@ -37,20 +38,12 @@ pub fn account_name(account: &str) -> String {
 
 pub async fn login(
     api: &Api<'_>,
-    config: &Map<String, Value>,
-    secret: Option<&Map<String, Value>>,
+    input: &Snowflake<'_>,
     rec: &mut Recorder,
 ) -> Result<String, Failure> {
-    let account = field(Some(config), "account").unwrap_or_default();
-    let base = Url::parse(&format!("https://{account}.snowflakecomputing.com/")).map_err(|_| {
-        Failure::new(
-            ProbeCode::InvalidConfig,
-            "config.account does not make a host name",
-        )
-    })?;
-    let user = field(secret, "username");
-    let password = field(secret, "password");
-    let private_key = field(secret, "privateKey");
+    let account = input.account;
+    let base = input.base.clone();
+    let (user, password, private_key) = (input.user, input.password, input.private_key);
     let (Some(user), true) = (user, password.is_some() || private_key.is_some()) else {
         let request = api.request(Method::GET, base);
         return api
@@ -74,12 +67,9 @@ pub async fn login(
     });
     let method = match (private_key, password) {
         (Some(pem), _) => {
-            let key = crate::probe::kdf::signing_key(
-                "authConfig.privateKey",
-                pem,
-                field(secret, "passphrase"),
-            )
-            .await?;
+            let key =
+                crate::probe::kdf::signing_key("authConfig.privateKey", pem, input.passphrase)
+                    .await?;
             let subject = format!("{name}.{}", user.to_ascii_uppercase());
             let now = unix_now();
             let claims = Claims {
@@ -105,15 +95,8 @@ pub async fn login(
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("request_id", &request_id());
-        for (param, key) in [
-            ("warehouse", "warehouse"),
-            ("databaseName", "database"),
-            ("schemaName", "schema"),
-            ("roleName", "role"),
-        ] {
-            if let Some(v) = field(Some(config), key) {
-                q.append_pair(param, v);
-            }
+        for (param, value) in &input.session {
+            q.append_pair(param, value);
         }
     }
     let answer = api

@@ -11,60 +11,8 @@ use crate::probe::tls::{self, Verify};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// `config.securityProtocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
+pub use crate::kinds::kafka::{Mechanism, Security, SECURITY_PROTOCOL};
 
-impl Security {
-    pub fn parse(s: &str) -> Option<Security> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Some(Security::Plaintext),
-            "SSL" => Some(Security::Ssl),
-            "SASL_PLAINTEXT" => Some(Security::SaslPlaintext),
-            "SASL_SSL" => Some(Security::SaslSsl),
-            _ => None,
-        }
-    }
-    fn tls(self) -> bool {
-        matches!(self, Security::Ssl | Security::SaslSsl)
-    }
-    fn sasl(self) -> bool {
-        matches!(self, Security::SaslPlaintext | Security::SaslSsl)
-    }
-}
-
-/// `config.saslMechanism`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    Plain,
-    ScramSha256,
-    ScramSha512,
-}
-
-impl Mechanism {
-    pub fn parse(s: &str) -> Option<Mechanism> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "PLAIN" => Some(Mechanism::Plain),
-            "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
-            "SCRAM-SHA-512" => Some(Mechanism::ScramSha512),
-            _ => None,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha512 => "SCRAM-SHA-512",
-        }
-    }
-}
-
-/// Who logs in where.
 pub struct Login<'a> {
     pub host: &'a str,
     pub security: Security,
@@ -280,7 +228,7 @@ async fn session<S: Io + ?Sized>(
                 Ok(detail)
             } else {
                 Ok(format!(
-                    "{detail}; credentials were not checked (securityProtocol has no SASL)"
+                    "{detail}; credentials were not checked ({SECURITY_PROTOCOL} has no SASL)"
                 ))
             }
         }

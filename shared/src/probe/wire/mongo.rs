@@ -9,66 +9,10 @@ use super::scram::{Hash, Scram};
 use super::{send, Io};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls::{self, Verify};
-use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// Where and how to log in, from the connection string and config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub database: String,
-    pub auth_source: String,
-    pub tls: bool,
-}
-
-/// From `config.connectionString` (path database, `authSource`, `tls`/`ssl`; TLS by default for
-/// `mongodb+srv://`) with `config.database`, `config.authSource` and `config.tls` taking precedence.
-pub fn settings(config: &Map<String, Value>) -> Settings {
-    let uri = config
-        .get("connectionString")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let srv = uri.starts_with("mongodb+srv://");
-    let rest = uri.split_once("://").map_or("", |(_, r)| r);
-    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path_db = before_query.split_once('/').map_or("", |(_, db)| db);
-    let param = |name: &str| {
-        query
-            .split('&')
-            .find_map(|kv| {
-                kv.split_once('=')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            })
-            .map(|(_, v)| v.to_string())
-    };
-    let text = |key: &str| {
-        config
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let database = text("database")
-        .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
-        .unwrap_or_else(|| "admin".to_string());
-    let auth_source = text("authSource")
-        .or_else(|| param("authSource"))
-        .unwrap_or_else(|| "admin".to_string());
-    let tls = config
-        .get("tls")
-        .and_then(Value::as_bool)
-        .or_else(|| {
-            param("tls")
-                .or_else(|| param("ssl"))
-                .map(|v| v.eq_ignore_ascii_case("true"))
-        })
-        .unwrap_or(srv);
-    Settings {
-        database,
-        auth_source,
-        tls,
-    }
-}
+pub use crate::kinds::mongo::Settings;
 
 /// One OP_MSG (opcode 2013) with a single body section.
 pub fn op_msg(request_id: i32, doc: &Doc) -> Vec<u8> {
@@ -371,52 +315,6 @@ mod digest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn cfg(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn settings_come_from_the_uri_and_config() {
-        let s = settings(&cfg(
-            json!({"connectionString": "mongodb+srv://cluster0.example.net/sales?authSource=users&retryWrites=true"}),
-        ));
-        assert_eq!(
-            s,
-            Settings {
-                database: "sales".into(),
-                auth_source: "users".into(),
-                tls: true
-            }
-        );
-        let s = settings(&cfg(
-            json!({"connectionString": "mongodb://db.example.com:27017/?tls=true"}),
-        ));
-        assert_eq!(
-            s,
-            Settings {
-                database: "admin".into(),
-                auth_source: "admin".into(),
-                tls: true
-            }
-        );
-        let s = settings(&cfg(
-            json!({"host": "db.example.com", "database": "app", "authSource": "app"}),
-        ));
-        assert_eq!(
-            s,
-            Settings {
-                database: "app".into(),
-                auth_source: "app".into(),
-                tls: false
-            }
-        );
-        let s = settings(&cfg(
-            json!({"connectionString": "mongodb+srv://c.example.net/?ssl=false"}),
-        ));
-        assert!(!s.tls);
-    }
 
     #[test]
     fn the_sha1_password_is_mongodbs_digest() {

@@ -8,7 +8,7 @@ mod codec;
 
 use super::frame::{FrameReader, Framing};
 use super::{may_reveal, send, warn_unverified, Channel, Io};
-use crate::model::SslMode;
+use crate::kinds::sql::{SslMode, SERVER_PUBLIC_KEY};
 use crate::probe::report::{Depth, Failure, ProbeCode, Recorder, StepName};
 use crate::probe::tls;
 use codec::*;
@@ -23,7 +23,7 @@ pub struct Login<'a> {
     pub database: &'a str,
     /// `config.sslmode` as given (see `postgres::Login::sslmode`).
     pub sslmode: Option<SslMode>,
-    /// `config.serverPublicKey`: the server's RSA key (PEM) to encrypt the password to without
+    /// The pinned server key (`kinds::sql`): the server's RSA key (PEM) to encrypt the password to without
     /// TLS; without it, the key a server sends is not trusted.
     pub server_public_key: Option<&'a str>,
 }
@@ -237,7 +237,7 @@ async fn authenticate<S: Io + ?Sized>(
                 // user accepted an unencrypted connection (libmysqlclient refuses by default).
                 Some(0x04) if login.sslmode == Some(SslMode::Disable) => {
                     requested_key = true;
-                    rec.warn("the password was encrypted to an RSA key the server sent, which was not verified (sslmode is disable; set config.serverPublicKey to pin it)");
+                    rec.warn(format!("the password was encrypted to an RSA key the server sent, which was not verified (sslmode is disable; set config.{SERVER_PUBLIC_KEY} to pin it)"));
                     send(stream, &packet(seq, &[0x02]), limit).await?;
                 }
                 Some(0x04) => {
@@ -246,7 +246,7 @@ async fn authenticate<S: Io + ?Sized>(
                         format!(
                             "the server asks for {FULL_AUTH} without TLS; the password would be encrypted to an \
                              RSA key the server sends, which whoever answers could send: it was not sent. Enable \
-                             TLS on the server, set config.serverPublicKey to the server's public key (PEM), or \
+                             TLS on the server, set config.{SERVER_PUBLIC_KEY} to the server's public key (PEM), or \
                              set sslmode to disable to accept the risk"
                         ),
                     ))
