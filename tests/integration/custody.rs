@@ -3,7 +3,7 @@
 //! elsewhere) gets no stored value sent to the new place: a recording listener stands there and
 //! must receive none of it.
 
-use crate::listeners::{recorder, Received};
+use crate::support::listeners::{recorder, Received};
 use crate::support::{Call, Reply, Tenant};
 use base64::Engine;
 use serde_json::{json, Value};

@@ -382,7 +382,7 @@ fn test_function_limits() -> (u64, u64) {
 
 #[tokio::test]
 async fn a_target_that_never_answers_times_out_inside_the_probe_budget_and_the_lambda_timeout() {
-    use crate::listeners::{listen, Peer};
+    use crate::support::listeners::{listen, Peer};
     use crate::support::{probe_settings, test_through, tester_probing_with};
     let settings = probe_settings();
     let budget = settings.total_timeout;

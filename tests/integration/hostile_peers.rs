@@ -2,7 +2,7 @@
 //! or a megabyte of error text costs a probe a quick, clear failure, and the result is recorded
 //! like any other; one hostile connector does not keep a sweep shard from the others.
 
-use crate::listeners::{listen, Hostility, Peer};
+use crate::support::listeners::{listen, Hostility, Peer};
 use crate::support::{probe_settings, stack, Tenant};
 use serde_json::{json, Map, Value};
 use shared::envelope::{KmsEnvelope, SecretContext, SecretSealer};

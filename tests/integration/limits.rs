@@ -1,6 +1,6 @@
 //! The rate limit and the circuit breaker of the test endpoint, against the emulator.
 
-use crate::listeners::{closed_port, listen, Peer};
+use crate::support::listeners::{closed_port, listen, Peer};
 use crate::support::{stack, test_through, tester_with, Reply, Tenant};
 use futures_util::future::join_all;
 use serde_json::json;

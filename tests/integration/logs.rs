@@ -1,7 +1,7 @@
 //! Captured logs: every endpoint and error path driven with `RUST_LOG=trace` leaks no secret into
 //! a response body, a header or a log line, and every mutating request leaves one audit event.
 
-use crate::listeners::{listen, Peer};
+use crate::support::listeners::{listen, Peer};
 use crate::support::{stack, verifier, Call, Reply, Tenant, TABLE};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};

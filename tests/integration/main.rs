@@ -14,7 +14,6 @@ mod hostile_peers;
 mod identity;
 mod input;
 mod limits;
-mod listeners;
 mod logins;
 mod logs;
 mod names;

@@ -1,6 +1,6 @@
 //! The test endpoint against local peers: every protocol, HTTP behaviours, SSRF and recording.
 
-use crate::listeners::{closed_port, listen, Peer};
+use crate::support::listeners::{closed_port, listen, Peer};
 use crate::support::{stack, Tenant};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -187,7 +187,7 @@ async fn credentials_are_sent_and_masked_in_the_answer() {
 
 #[tokio::test]
 async fn rest_apis_take_a_named_header_key_or_oauth_client_credentials() {
-    use crate::listeners::{API_KEY, CLIENT, ISSUED_TOKEN};
+    use crate::support::listeners::{API_KEY, CLIENT, ISSUED_TOKEN};
     let t = Tenant::new("restauth");
     let base = format!("http://{}", listen(Peer::Http).await);
     let with = |path: &str, auth: Value| {
@@ -481,7 +481,7 @@ async fn names_that_resolve_to_blocked_addresses_are_blocked() {
 #[tokio::test]
 async fn mongodb_srv_probes_the_first_target() {
     let mongo = listen(Peer::Mongo).await;
-    let dns = crate::listeners::srv_dns("localhost", mongo.port()).await;
+    let dns = crate::support::listeners::srv_dns("localhost", mongo.port()).await;
     let mut settings = crate::support::probe_settings();
     settings.dns_server = Some(dns);
     let tester = crate::support::tester_probing_with(settings).await;

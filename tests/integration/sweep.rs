@@ -1,6 +1,6 @@
 //! The scheduled sweep, on a table of its own (it probes every tenant's due connectors).
 
-use crate::listeners::{closed_port, listen, Peer};
+use crate::support::listeners::{closed_port, listen, Peer};
 use crate::support::{create_table, probe_settings, stack};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! sockets of the database wire protocols (`probe::tls::connect`). Servers present certificates
 //! from the tests' PKI (local/test_pki.py), whose CA is PROBE_EXTRA_CA_FILE.
 
-use crate::listeners::tls_http;
+use crate::support::listeners::tls_http;
 use crate::support::{probe_settings, test_through, tester_probing_with, Tenant};
 use serde_json::json;
 use shared::probe::tls::{connect, Verify};

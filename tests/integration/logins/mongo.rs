@@ -120,7 +120,7 @@ async fn mongodb_logins_reach_the_depth_the_credentials_allow() {
 async fn mongodb_srv_logs_in_over_tls_by_default() {
     let tls_port: u16 = env("MONGO_TEST_PORT").parse::<u16>().unwrap() + 1;
     let mut settings = probe_settings();
-    settings.dns_server = Some(crate::listeners::srv_dns("localhost", tls_port).await);
+    settings.dns_server = Some(crate::support::listeners::srv_dns("localhost", tls_port).await);
     let tester = tester_probing_with(settings).await;
     let t = Tenant::new("mongosrvtls");
     let id = t

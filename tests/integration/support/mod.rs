@@ -1,6 +1,8 @@
 //! The test stack: the emulator's DynamoDB and KMS over their real wire protocol, one table and
 //! one key per test run, and helpers that drive the handlers with API Gateway v2 events.
 
+pub mod listeners;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
