@@ -30,6 +30,19 @@ pub fn non_empty(value: &Value) -> Option<String> {
         .then(|| "must be a non-empty string".into())
 }
 
+/// `authConfig.privateKey`, checked by `check` (its KDF read from the structure, unread).
+pub fn private_key(
+    auth: &Map<String, Value>,
+    check: fn(&str) -> Result<(), String>,
+) -> Vec<crate::error::FieldProblem> {
+    auth.get("privateKey")
+        .and_then(Value::as_str)
+        .and_then(|pem| check(pem).err())
+        .map(|problem| crate::error::FieldProblem::new("authConfig.privateKey", problem))
+        .into_iter()
+        .collect()
+}
+
 /// A TCP port.
 pub fn port(value: &Value) -> Option<String> {
     match value.as_u64() {

@@ -57,12 +57,7 @@ fn is_fingerprint(value: &Value) -> bool {
 
 /// A key's work factor is the tenant's choice: checked here, from its structure, unread.
 fn auth_config(_: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
-    auth.get("privateKey")
-        .and_then(Value::as_str)
-        .and_then(|pem| crate::keys::check_openssh(pem).err())
-        .map(|problem| FieldProblem::new("authConfig.privateKey", problem))
-        .into_iter()
-        .collect()
+    forms::private_key(auth, crate::keys::check_openssh)
 }
 
 /// An SFTP login.

@@ -34,12 +34,7 @@ const ACCOUNT: &str = "account";
 
 /// A key's work factor is the tenant's choice: checked here, from its structure, unread.
 fn auth_config(_: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
-    auth.get("privateKey")
-        .and_then(Value::as_str)
-        .and_then(|pem| crate::keys::check_pkcs8(pem).err())
-        .map(|problem| FieldProblem::new("authConfig.privateKey", problem))
-        .into_iter()
-        .collect()
+    forms::private_key(auth, crate::keys::check_pkcs8)
 }
 
 /// A Snowflake login.
