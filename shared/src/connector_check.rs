@@ -5,7 +5,7 @@
 use crate::envelope::{SecretContext, SecretSealer};
 use crate::error::ApiError;
 use crate::ids::format_rfc3339;
-use crate::kinds::{check_config, present_fields, sftp::pin_first_host_key};
+use crate::kinds::{check_config, present_fields, sftp::pin_first_host_key, tunnel, Source};
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::RatePolicy;
 use crate::masking::mask;
@@ -13,7 +13,9 @@ use crate::model::{Connector, ConnectorType, PlainSecret, Status};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::{Probe, Prober};
 use crate::shard_queue::ShardQueue;
-use crate::store::{ConnectorReader, ConnectorWriter, StoreError, WRITE_ATTEMPTS};
+use crate::store::{
+    ConnectorReader, ConnectorWriter, StoreError, TunnelKeyRecord, TunnelKeys, WRITE_ATTEMPTS,
+};
 use crate::telemetry::scope::{self, ProbeSample, Step};
 use crate::token::TokenVerifier;
 use serde_json::{Map, Value};
@@ -89,27 +91,61 @@ fn circuit_open(retry_at_ms: u64, now: SystemTime) -> ApiError {
 
 impl<S, E, P: Probe> Tester<S, E, P> {
     /// Runs one probe, timed as the request's `probe` step and counted for its metrics.
-    pub async fn probe_counted(
-        &self,
-        tenant: &str,
-        kind: ConnectorType,
-        config: &Map<String, Value>,
-        auth_method: &str,
-        secret: Option<&Map<String, Value>>,
-    ) -> Diagnostics {
-        let d = scope::timed(
-            Step::Probe,
-            self.prober.probe(tenant, kind, config, auth_method, secret),
-        )
-        .await;
-        count_probe(kind, &d);
+    pub async fn probe_counted(&self, source: Source<'_>) -> Diagnostics {
+        let d = scope::timed(Step::Probe, self.prober.probe(source)).await;
+        count_probe(source.kind, &d);
         d
     }
 }
 
+impl<S: TunnelKeys, E: SecretSealer, P> Tester<S, E, P> {
+    /// The tenant's tunnel key, opened, when `config` has a tunnel (`known`: what the caller
+    /// already read with the connector). Opened beside the connector's own secret, so a tunnelled
+    /// test costs no extra KMS round trip.
+    pub async fn open_with_tunnel_key(
+        &self,
+        tenant: &str,
+        config: &Map<String, Value>,
+        known: TenantKey,
+        secret: impl std::future::Future<Output = Result<Option<PlainSecret>, ApiError>>,
+    ) -> Result<(Option<PlainSecret>, Option<PlainSecret>), ApiError> {
+        if !tunnel::wants_tenant_key(config) {
+            return Ok((secret.await?, None));
+        }
+        let record = match known {
+            TenantKey::Read(record) => record,
+            TenantKey::Unread => self.store.tunnel_key(tenant).await?,
+        };
+        let key = async {
+            match &record {
+                Some(r) => Ok::<_, ApiError>(Some(
+                    self.sealer
+                        .open(SecretContext::tunnel_key(tenant), &r.sealed)
+                        .await?,
+                )),
+                None => Ok(None),
+            }
+        };
+        let (secret, key) = tokio::join!(secret, key);
+        Ok((secret?, key?))
+    }
+}
+
+/// The tenant's tunnel key as the caller has it: read with the connector, or not read yet.
+pub enum TenantKey {
+    Read(Option<TunnelKeyRecord>),
+    Unread,
+}
+
+/// The PEM of an opened tunnel key.
+pub fn tunnel_pem(key: Option<&PlainSecret>) -> Option<&str> {
+    key.and_then(|k| k.0.get("privateKey"))
+        .and_then(Value::as_str)
+}
+
 impl<S, E, P> Tester<S, E, P>
 where
-    S: ConnectorReader + ConnectorWriter,
+    S: ConnectorReader + ConnectorWriter + TunnelKeys,
     E: SecretSealer,
     P: Probe,
 {
@@ -135,35 +171,38 @@ where
     }
 
     /// Validates, probes and records one connector that the breaker admitted. Every type's
-    /// probe logs in, so a stored secret is opened (one KMS Decrypt per credentialed connector).
-    pub async fn test(&self, current: Connector) -> Result<Tested, ApiError> {
-        let secret = match &current.auth_config {
-            Some(sealed) => Some(
-                self.sealer
-                    .open(
-                        SecretContext {
-                            tenant_id: &current.tenant_id,
-                            connector_id: &current.id,
-                        },
-                        sealed,
-                    )
-                    .await?,
-            ),
-            _ => None,
+    /// probe logs in, so a stored secret is opened (one KMS Decrypt per credentialed connector),
+    /// and with a tunnel the tenant's tunnel key beside it.
+    pub async fn test(&self, current: Connector, key: TenantKey) -> Result<Tested, ApiError> {
+        let secret = async {
+            match &current.auth_config {
+                Some(sealed) => {
+                    let ctx = SecretContext {
+                        tenant_id: &current.tenant_id,
+                        connector_id: &current.id,
+                    };
+                    Ok(Some(self.sealer.open(ctx, sealed).await?))
+                }
+                None => Ok(None),
+            }
         };
+        let (secret, tunnel_key) = self
+            .open_with_tunnel_key(&current.tenant_id, &current.config, key, secret)
+            .await?;
         let auth_fields = match &secret {
             Some(s) => present_fields(&s.0),
             None => current.auth_config_fields.clone(),
         };
         let problems = check_config(current.kind, &current.config, &auth_fields);
         let diagnostics = if problems.is_empty() {
-            self.probe_counted(
-                &current.tenant_id,
-                current.kind,
-                &current.config,
-                &current.auth_method,
-                secret.as_ref().map(|s| &s.0),
-            )
+            self.probe_counted(Source {
+                kind: current.kind,
+                tenant: &current.tenant_id,
+                config: &current.config,
+                auth_method: &current.auth_method,
+                secret: secret.as_ref().map(|s| &s.0),
+                tunnel_key: tunnel_pem(tunnel_key.as_ref()),
+            })
             .await
         } else {
             let list: Vec<String> = problems
@@ -213,6 +252,9 @@ where
             // saw, in this same write; a stored pin is never replaced here.
             if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.host_key) {
                 pin_first_host_key(next.kind, &mut next.config, seen);
+            }
+            if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.tunnel_host_key) {
+                tunnel::pin_first_host_key(&mut next.config, seen);
             }
             next.breaker = Some(self.breaker.record(
                 &current.breaker.unwrap_or_default(),

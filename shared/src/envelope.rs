@@ -21,13 +21,30 @@ pub struct SecretContext<'a> {
     pub connector_id: &'a str,
 }
 
-impl SecretContext<'_> {
+/// The `connector_id` that marks the tenant's tunnel key: no connector id holds `:`.
+const TUNNEL_KEY: &str = "purpose:tunnel-key";
+
+impl<'a> SecretContext<'a> {
+    /// The tenant's SSH tunnel key: sealed under the tenant and the key's purpose.
+    pub fn tunnel_key(tenant_id: &'a str) -> Self {
+        Self {
+            tenant_id,
+            connector_id: TUNNEL_KEY,
+        }
+    }
+
+    /// The KMS encryption context: the tenant, and the connector or the key's purpose.
+    fn pairs(&self) -> [(&'static str, &str); 2] {
+        match self.connector_id {
+            TUNNEL_KEY => [("tenantId", self.tenant_id), ("purpose", "tunnel-key")],
+            id => [("tenantId", self.tenant_id), ("connectorId", id)],
+        }
+    }
+
     fn aad(&self) -> String {
         // Neither id can hold ':' (both are validated), so this encoding is unambiguous.
-        format!(
-            "connectors-api:v{FORMAT_V1}:tenantId={}:connectorId={}",
-            self.tenant_id, self.connector_id
-        )
+        let [(_, tenant), (name, value)] = self.pairs();
+        format!("connectors-api:v{FORMAT_V1}:tenantId={tenant}:{name}={value}")
     }
 }
 
@@ -159,8 +176,7 @@ impl SecretSealer for KmsEnvelope {
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
-            .encryption_context("tenantId", ctx.tenant_id)
-            .encryption_context("connectorId", ctx.connector_id)
+            .set_encryption_context(Some(context(ctx)))
             .send()
             .timed(Step::Kms)
             .await
@@ -239,8 +255,7 @@ impl KmsEnvelope {
             .decrypt()
             .key_id(key_id)
             .ciphertext_blob(Blob::new(wrapped_key.to_vec()))
-            .encryption_context("tenantId", ctx.tenant_id)
-            .encryption_context("connectorId", ctx.connector_id)
+            .set_encryption_context(Some(context(ctx)))
             .send()
             .timed(Step::Kms)
             .await
@@ -249,6 +264,13 @@ impl KmsEnvelope {
             out.plaintext.map(Blob::into_inner).unwrap_or_default(),
         ))
     }
+}
+
+fn context(ctx: SecretContext<'_>) -> std::collections::HashMap<String, String> {
+    ctx.pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, CryptoError> {

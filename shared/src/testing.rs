@@ -123,6 +123,8 @@ pub struct FakeProbe {
     pub code: std::sync::Mutex<crate::probe::report::ProbeCode>,
     /// The authConfig each probe received, in order.
     pub secrets: std::sync::Mutex<Vec<Option<Map<String, Value>>>>,
+    /// The tenant tunnel key (PEM) each call was given.
+    pub tunnel_keys: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 impl FakeProbe {
@@ -130,6 +132,7 @@ impl FakeProbe {
         Self {
             code: std::sync::Mutex::new(code),
             secrets: Default::default(),
+            tunnel_keys: Default::default(),
         }
     }
 
@@ -139,16 +142,13 @@ impl FakeProbe {
 }
 
 impl crate::probe::Probe for FakeProbe {
-    async fn probe(
-        &self,
-        _tenant: &str,
-        _kind: crate::model::ConnectorType,
-        _config: &Map<String, Value>,
-        _auth_method: &str,
-        secret: Option<&Map<String, Value>>,
-    ) -> crate::probe::report::Diagnostics {
+    async fn probe(&self, source: crate::kinds::Source<'_>) -> crate::probe::report::Diagnostics {
         use crate::probe::report::{Failure, ProbeCode, Recorder};
-        self.secrets.lock().unwrap().push(secret.cloned());
+        self.secrets.lock().unwrap().push(source.secret.cloned());
+        self.tunnel_keys
+            .lock()
+            .unwrap()
+            .push(source.tunnel_key.map(str::to_string));
         // A real probe waits on the network: others may run meanwhile.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let code = *self.code.lock().unwrap();

@@ -5,7 +5,7 @@
 //! breaker is neither consulted nor moved (the user is testing a change on purpose).
 
 use crate::audit::AuditEvent;
-use crate::connector_check::{masked, Tester};
+use crate::connector_check::{masked, tunnel_pem, TenantKey, Tester};
 use crate::custody::propose;
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -13,10 +13,11 @@ use crate::http::json;
 use crate::kinds::aws as aws_identity;
 use crate::kinds::sftp::carry_host_key_pin;
 use crate::kinds::{check_auth_config, check_config, present_fields};
+use crate::kinds::{tunnel, Source};
 use crate::model::{ConnectorType, PlainSecret};
 use crate::probe::report::Diagnostics;
 use crate::probe::Probe;
-use crate::store::ConnectorReader;
+use crate::store::{ConnectorReader, TunnelKeys};
 use crate::validate::{parse_create, parse_update, Change};
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -63,7 +64,7 @@ struct DryRunBody<'a> {
 
 impl<S, E, P> Tester<S, E, P>
 where
-    S: ConnectorReader,
+    S: ConnectorReader + TunnelKeys,
     E: SecretSealer,
     P: Probe,
 {
@@ -77,14 +78,21 @@ where
             None | Some(Value::Null) => new_connector(tenant, body)?,
             Some(_) => self.merged(tenant, body, audit).await?,
         };
+        let given = proposal.secret;
+        let (secret, tunnel_key) = self
+            .open_with_tunnel_key(tenant, &proposal.config, TenantKey::Unread, async {
+                Ok(given)
+            })
+            .await?;
         let mut diagnostics = self
-            .probe_counted(
+            .probe_counted(Source {
+                kind: proposal.kind,
                 tenant,
-                proposal.kind,
-                &proposal.config,
-                &proposal.auth_method,
-                proposal.secret.as_ref().map(|s| &s.0),
-            )
+                config: &proposal.config,
+                auth_method: &proposal.auth_method,
+                secret: secret.as_ref().map(|s| &s.0),
+                tunnel_key: tunnel_pem(tunnel_key.as_ref()),
+            })
             .await;
         if proposal.stored_withheld {
             diagnostics.warnings.insert(0, STORED_NOT_USED.to_string());
@@ -97,7 +105,7 @@ where
                 id: proposal.id.as_deref(),
                 kind: proposal.kind,
                 diagnostics: &diagnostics,
-                auth_config: masked(proposal.secret.as_ref()),
+                auth_config: masked(secret.as_ref()),
                 aws_external_id: aws_identity::is_aws(proposal.kind)
                     .then(|| aws_identity::external_id(tenant)),
             },
@@ -125,6 +133,7 @@ where
             Change::Set(c) => {
                 let mut c = c.clone();
                 carry_host_key_pin(kind, &current.config, &mut c);
+                tunnel::carry_pin(&current.config, &mut c);
                 c
             }
         };

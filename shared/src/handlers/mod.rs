@@ -7,6 +7,7 @@ pub mod dry_run;
 pub mod list;
 pub mod sweep;
 pub mod test;
+pub mod tunnel_key;
 pub mod update;
 
 use crate::audit::AuditEvent;

@@ -9,7 +9,7 @@
 //! twice); when its time runs out with connectors still due it queues the shard again. Without a
 //! queue (`make local`, the tests) the scheduled event sweeps every shard in one invocation.
 
-use crate::connector_check::{now_ms, Tester};
+use crate::connector_check::{now_ms, TenantKey, Tester};
 use crate::deadline::{answer_by, within};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -19,7 +19,9 @@ use crate::model::{shard_key, Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
 use crate::probe::Probe;
 use crate::shard_queue::ShardMessage;
-use crate::store::{ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases};
+use crate::store::{
+    ConnectorReader, ConnectorWriter, DueConnectors, RateBucket, ShardLeases, TunnelKeys,
+};
 use crate::telemetry::request::{observed_event, RequestIds};
 use crate::telemetry::scope::{self, SweepSample};
 use futures_util::stream::{self, StreamExt};
@@ -85,7 +87,7 @@ const MARGIN: Duration = Duration::from_secs(2);
 impl<S, E, P> Tester<S, E, P>
 where
     // RateBucket: an API request that reaches the test function goes to the endpoint.
-    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases,
+    S: ConnectorReader + ConnectorWriter + RateBucket + DueConnectors + ShardLeases + TunnelKeys,
     E: SecretSealer,
     P: Probe,
 {
@@ -346,7 +348,7 @@ where
         let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
             return Swept::Skipped;
         };
-        match self.test(admitted).await {
+        match self.test(admitted, TenantKey::Unread).await {
             Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
             Ok(_) => Swept::Failed,
             Err(e) => {

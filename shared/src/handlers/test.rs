@@ -2,7 +2,7 @@
 
 use super::{audited, respond};
 use crate::audit::AuditEvent;
-use crate::connector_check::masked;
+use crate::connector_check::{masked, TenantKey};
 pub use crate::connector_check::{SweepSettings, Tested, Tester};
 use crate::envelope::SecretSealer;
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use crate::limits::rate::RateDecision;
 use crate::model::ConnectorView;
 use crate::probe::report::Diagnostics;
 use crate::probe::Probe;
-use crate::store::{ConnectorReader, ConnectorWriter, RateBucket};
+use crate::store::{ConnectorReader, ConnectorWriter, RateBucket, TunnelKeys};
 use crate::telemetry::scope::{self};
 use crate::validate::requested_id;
 use lambda_http::http::header::{HeaderName, HeaderValue};
@@ -56,7 +56,7 @@ struct TestBody<'a> {
 
 impl<S, E, P> Tester<S, E, P>
 where
-    S: ConnectorReader + ConnectorWriter + RateBucket,
+    S: ConnectorReader + ConnectorWriter + RateBucket + TunnelKeys,
     E: SecretSealer,
     P: Probe,
 {
@@ -133,14 +133,12 @@ where
         }
         let id = requested_id(body.remove("id"))?;
         audit.connector(&id);
-        let current = self
-            .store
-            .get(tenant, &id)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
+        // The connector and the tenant's tunnel key in one read (the key is used only when the
+        // connector has a tunnel).
+        let (current, key) = self.store.connector_and_tunnel_key(tenant, &id).await?;
+        let current = current.ok_or_else(ApiError::not_found)?;
         let current = self.admit(current, now).await?;
-        // The answer shows authConfig masked, so it is decrypted even when the probe needs none.
-        let tested = self.test(current).await?;
+        let tested = self.test(current, TenantKey::Read(key)).await?;
         let masked = masked(tested.secret.as_ref());
         let breaker = tested.connector.breaker.unwrap_or_default();
         let body = TestBody {
@@ -184,6 +182,50 @@ mod tests {
             "editor",
             Some(body),
         )
+    }
+
+    #[tokio::test]
+    async fn a_tunnelled_connector_is_probed_with_the_tenants_tunnel_key_and_others_without() {
+        let t = tester(
+            FakeProbe::answering(ProbeCode::Ok),
+            BreakerPolicy::default(),
+        );
+        let plain = stored(&t).await;
+        let b = json!({"name": "behind", "type": "postgresql",
+                       "config": {"host": "10.0.0.5", "port": 5432, "database": "app",
+                                  "tunnel": {"host": "bastion.example.com", "username": "tunnel"}},
+                       "authConfig": {"username": "svc_user", "password": "unit-secret-1"}});
+        let req = request("POST", "/api/v1/connectors", "acme", "admin", Some(b));
+        let (status, view) =
+            reply(super::super::create::handle(&t.store, &t.sealer, None, req).await);
+        assert_eq!(status, 201, "{view}");
+        let tunnelled = view["id"].as_str().unwrap().to_string();
+        // No key yet: the probe is given none (and says how to get one).
+        reply(t.handle(test_call(json!({"id": tunnelled}))).await);
+        let get = request(
+            "GET",
+            super::super::tunnel_key::PATH,
+            "acme",
+            "viewer",
+            None,
+        );
+        let (_, key) =
+            reply(super::super::tunnel_key::handle(&t.store, &t.sealer, None, get).await);
+        reply(t.handle(test_call(json!({"id": tunnelled}))).await);
+        reply(t.handle(test_call(json!({"id": plain}))).await);
+        let given = t.prober.tunnel_keys.lock().unwrap().clone();
+        assert_eq!(given.len(), 3);
+        assert_eq!(given[0], None);
+        let pem = given[1].as_deref().expect("the opened key");
+        let opened = russh::keys::decode_secret_key(pem, None).unwrap();
+        assert_eq!(
+            opened
+                .public_key()
+                .fingerprint(russh::keys::HashAlg::Sha256)
+                .to_string(),
+            key["fingerprint"]
+        );
+        assert_eq!(given[2], None, "no tunnel, no key opened");
     }
 
     #[tokio::test]

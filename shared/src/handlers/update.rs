@@ -105,6 +105,7 @@ async fn apply<E: SecretSealer>(
         Change::Set(c) => {
             next.config = c.clone();
             carry_host_key_pin(next.kind, &current.config, &mut next.config);
+            crate::kinds::tunnel::carry_pin(&current.config, &mut next.config);
         }
     }
     if patch.touches_config() {

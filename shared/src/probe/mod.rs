@@ -16,13 +16,13 @@ pub mod ssh;
 pub use connectors_core::ssrf;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod wire;
 
-use crate::kinds::{self, sql::Wire, Input, Source};
+use crate::kinds::{self, sql::Wire, tunnel::Tunnel, Input, Source};
 use crate::model::ConnectorType;
 use aws_config::SdkConfig;
 use report::{Diagnostics, Failure, ProbeCode, Recorder, StepName};
-use serde_json::{Map, Value};
 use ssrf::Guard;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -92,29 +92,16 @@ fn no_endpoint() -> Failure {
 /// What the test endpoint, the dry run and the sweep need of a prober: `Prober` for real, a fake
 /// in the handlers' unit tests.
 pub trait Probe: Send + Sync {
-    /// Probes one connector of `tenant`; every outcome is a `Diagnostics`.
-    fn probe(
-        &self,
-        tenant: &str,
-        kind: ConnectorType,
-        config: &Map<String, Value>,
-        auth_method: &str,
-        secret: Option<&Map<String, Value>>,
-    ) -> impl std::future::Future<Output = Diagnostics> + Send;
+    /// Probes one connector (its type, config, opened secret and the tenant's tunnel key);
+    /// every outcome is a `Diagnostics`.
+    fn probe(&self, source: Source<'_>) -> impl std::future::Future<Output = Diagnostics> + Send;
     /// The whole-probe budget (the sweep plans its deadline with it).
     fn budget(&self) -> Duration;
 }
 
 impl Probe for Prober {
-    async fn probe(
-        &self,
-        tenant: &str,
-        kind: ConnectorType,
-        config: &Map<String, Value>,
-        auth_method: &str,
-        secret: Option<&Map<String, Value>>,
-    ) -> Diagnostics {
-        Prober::probe(self, tenant, kind, config, auth_method, secret).await
+    async fn probe(&self, source: Source<'_>) -> Diagnostics {
+        Prober::probe(self, source).await
     }
 
     fn budget(&self) -> Duration {
@@ -174,23 +161,10 @@ impl Prober {
         &self.settings
     }
 
-    /// Probes one connector of `tenant`. Never fails: every outcome is a `Diagnostics`.
-    pub async fn probe(
-        &self,
-        tenant: &str,
-        kind: ConnectorType,
-        config: &Map<String, Value>,
-        auth_method: &str,
-        secret: Option<&Map<String, Value>>,
-    ) -> Diagnostics {
+    /// Probes one connector. Never fails: every outcome is a `Diagnostics`.
+    pub async fn probe(&self, source: Source<'_>) -> Diagnostics {
         let mut rec = Recorder::default();
-        let source = Source {
-            kind,
-            tenant,
-            config,
-            auth_method,
-            secret,
-        };
+        let (kind, secret) = (source.kind, source.secret);
         let input = match kinds::input(source) {
             Ok(input) => input,
             Err(message) => {
@@ -236,6 +210,32 @@ impl Prober {
         rec.step(StepName::Tcp, tcp::connect(&addrs, limit)).await
     }
 
+    /// The stream to a target: through the guard, or forwarded by the tunnel's bastion (which
+    /// the guard judges instead: the target is in the customer's network).
+    async fn reach(
+        &self,
+        host: &str,
+        port: u16,
+        tunnel: Option<&Tunnel<'_>>,
+        rec: &mut Recorder,
+    ) -> Result<Box<dyn wire::Io>, Failure> {
+        let Some(tunnel) = tunnel else {
+            return Ok(Box::new(self.guarded_connect(host, port, rec).await?));
+        };
+        let limit = self.settings.connect_timeout;
+        let (guard, overrides) = (&self.settings.guard, &self.settings.resolve);
+        let bastion = rec
+            .step(StepName::TunnelTcp, async {
+                let (addrs, _) =
+                    net::resolve_checked(guard, overrides, tunnel.host, tunnel.port, limit).await?;
+                let (stream, detail) = tcp::connect(&addrs, limit).await?;
+                Ok((stream, format!("bastion {}: {detail}", tunnel.host)))
+            })
+            .await?;
+        let forwarded = tunnel::open(bastion, tunnel, (host, port), limit, rec).await?;
+        Ok(Box::new(forwarded))
+    }
+
     /// The HTTP client behind the guard, its pins and overrides.
     fn http_probe(&self) -> Result<http::HttpProbe<'_>, Failure> {
         Ok(http::HttpProbe {
@@ -255,7 +255,7 @@ impl Prober {
         mongo: &kinds::mongo::Mongo<'_>,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
-        let stream = self.guarded_connect(host, port, rec).await?;
+        let stream = self.reach(host, port, mongo.tunnel.as_ref(), rec).await?;
         wire::mongo::login(
             stream,
             host,
@@ -274,10 +274,11 @@ impl Prober {
         host: &str,
         port: u16,
         protocol: tcp::Protocol,
+        tunnel: Option<&Tunnel<'_>>,
         rec: &mut Recorder,
     ) -> Result<String, Failure> {
         let limit = self.settings.connect_timeout;
-        let mut stream = self.guarded_connect(host, port, rec).await?;
+        let mut stream = self.reach(host, port, tunnel, rec).await?;
         rec.step(
             StepName::Protocol,
             tcp::handshake(&mut stream, protocol, limit),
@@ -304,9 +305,13 @@ impl Prober {
                         Wire::Postgres => tcp::Protocol::Postgres,
                         Wire::Mysql => tcp::Protocol::Mysql,
                     };
-                    return self.tcp_service(db.host, db.port, protocol, rec).await;
+                    return self
+                        .tcp_service(db.host, db.port, protocol, db.tunnel.as_ref(), rec)
+                        .await;
                 };
-                let stream = self.guarded_connect(db.host, db.port, rec).await?;
+                let stream = self
+                    .reach(db.host, db.port, db.tunnel.as_ref(), rec)
+                    .await?;
                 match db.wire {
                     Wire::Postgres => {
                         let login = wire::postgres::Login {
@@ -334,10 +339,18 @@ impl Prober {
             Input::Sftp(sftp) => {
                 let Some(user) = sftp.user else {
                     return self
-                        .tcp_service(sftp.host, sftp.port, tcp::Protocol::Ssh, rec)
+                        .tcp_service(
+                            sftp.host,
+                            sftp.port,
+                            tcp::Protocol::Ssh,
+                            sftp.tunnel.as_ref(),
+                            rec,
+                        )
                         .await;
                 };
-                let stream = self.guarded_connect(sftp.host, sftp.port, rec).await?;
+                let stream = self
+                    .reach(sftp.host, sftp.port, sftp.tunnel.as_ref(), rec)
+                    .await?;
                 let login = ssh::Login {
                     user,
                     password: sftp.password,

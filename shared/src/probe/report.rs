@@ -132,6 +132,16 @@ pub enum StepName {
     Auth,
     /// Using the named database / path / topic / resource.
     Access,
+    /// The SSH bastion of `config.tunnel`: TCP through the guard, the SSH handshake (host key),
+    /// the login, and the forward the bastion opens to the target.
+    #[serde(rename = "tunnel.tcp")]
+    TunnelTcp,
+    #[serde(rename = "tunnel.ssh")]
+    TunnelSsh,
+    #[serde(rename = "tunnel.auth")]
+    TunnelAuth,
+    #[serde(rename = "tunnel.forward")]
+    TunnelForward,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,6 +171,9 @@ pub struct Diagnostics {
     /// The SSH host key fingerprint the server showed (`SHA256:…`), for trust on first use.
     #[serde(skip)]
     pub host_key: Option<String>,
+    /// The host key the tunnel's bastion showed, for trust on first use.
+    #[serde(skip)]
+    pub tunnel_host_key: Option<String>,
 }
 
 /// A failure that ends a probe.
@@ -205,6 +218,7 @@ pub struct Recorder {
     server: Option<ServerInfo>,
     tls: Option<TlsReport>,
     host_key: Option<String>,
+    tunnel_host_key: Option<String>,
 }
 
 impl Default for Recorder {
@@ -217,6 +231,7 @@ impl Default for Recorder {
             server: None,
             tls: None,
             host_key: None,
+            tunnel_host_key: None,
         }
     }
 }
@@ -246,6 +261,11 @@ impl Recorder {
     /// The SSH host key fingerprint the server showed.
     pub fn host_key(&mut self, fingerprint: &str) {
         self.host_key = Some(fingerprint.to_string());
+    }
+
+    /// The SSH host key fingerprint the tunnel's bastion showed.
+    pub fn tunnel_host_key(&mut self, fingerprint: &str) {
+        self.tunnel_host_key = Some(fingerprint.to_string());
     }
 
     /// True when the recorded TLS handshake verified the chain and the host name.
@@ -334,6 +354,7 @@ impl Recorder {
             server: self.server,
             tls: self.tls,
             host_key: self.host_key,
+            tunnel_host_key: self.tunnel_host_key,
         };
         if let Some(secret) = secret {
             d.redact(secret);

@@ -22,10 +22,11 @@ pub struct Login<'a> {
     pub pinned: Option<&'a str>,
 }
 
-/// Notes the server's host key and accepts it unless a pinned fingerprint differs.
-struct HostKey {
-    pinned: Option<String>,
-    seen: Arc<Mutex<Option<String>>>,
+/// Notes the server's host key and accepts it unless a pinned fingerprint differs (the SFTP
+/// server's, and a tunnel's bastion's).
+pub(crate) struct HostKey {
+    pub(crate) pinned: Option<String>,
+    pub(crate) seen: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for HostKey {

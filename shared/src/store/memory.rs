@@ -5,7 +5,7 @@
 
 use super::{
     ConnectorReader, ConnectorWriter, DueConnectors, IdempotentAnswers, Page, RateBucket,
-    Remembered, ShardLeases, StoreError,
+    Remembered, ShardLeases, StoreError, TunnelKeyRecord, TunnelKeys,
 };
 use crate::model::Connector;
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +21,7 @@ struct Tables {
     answers: HashMap<(String, String), Remembered>,
     rate: HashMap<String, u64>,
     leases: HashMap<String, (String, u64)>,
+    tunnel_keys: HashMap<String, TunnelKeyRecord>,
     /// Writes that fail with `Conflict` before succeeding (a concurrent writer, simulated).
     conflicts_ahead: usize,
 }
@@ -148,6 +149,35 @@ impl ConnectorWriter for MemoryStore {
         t.names.remove(&name_of(c));
         *t.counts.entry(c.tenant_id.clone()).or_default() -= 1;
         Ok(())
+    }
+}
+
+impl TunnelKeys for MemoryStore {
+    async fn tunnel_key(&self, tenant: &str) -> Result<Option<TunnelKeyRecord>, StoreError> {
+        Ok(self.lock().tunnel_keys.get(tenant).cloned())
+    }
+
+    async fn put_tunnel_key(&self, tenant: &str, key: &TunnelKeyRecord) -> Result<(), StoreError> {
+        match self.lock().tunnel_keys.entry(tenant.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(StoreError::Conflict),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(key.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn connector_and_tunnel_key(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(Option<Connector>, Option<TunnelKeyRecord>), StoreError> {
+        let t = self.lock();
+        let key = (tenant.to_string(), id.to_string());
+        Ok((
+            t.connectors.get(&key).cloned(),
+            t.tunnel_keys.get(tenant).cloned(),
+        ))
     }
 }
 

@@ -9,6 +9,7 @@
 //! | counter     | `TENANT#<tenant>` | `COUNT`                   |
 //! | rate bucket | `TENANT#<tenant>` | `RATE`                    |
 //! | idempotency | `TENANT#<tenant>` | `IDEMPOTENCY#<key>`       |
+//! | tunnel key  | `TENANT#<tenant>` | `TUNNEL_KEY`              |
 //! | shard lease | `SWEEP`           | `LEASE#<shard>`           |
 //!
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
@@ -20,7 +21,7 @@ pub mod memory;
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
-use crate::model::Connector;
+use crate::model::{Connector, SealedSecret};
 use std::future::Future;
 
 /// What can go wrong in the store, in terms a handler can answer with.
@@ -69,6 +70,41 @@ pub trait ConnectorReader: Send + Sync {
         limit: usize,
         after: Option<&str>,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+}
+
+/// The tenant's SSH tunnel key pair: the public half in clear (a read answers with one GetItem),
+/// the private half sealed with KMS (context: the tenant and the key's purpose).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelKeyRecord {
+    /// `ssh-ed25519 AAAA… connectors-api:<tenant>`.
+    pub public_key: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    pub created_at: String,
+    /// `{"privateKey": "<OpenSSH PEM>"}`, sealed.
+    pub sealed: SealedSecret,
+}
+
+/// The tenant's tunnel key.
+pub trait TunnelKeys: Send + Sync {
+    fn tunnel_key(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Option<TunnelKeyRecord>, StoreError>> + Send;
+    /// Stores the tenant's first key; `Conflict` when the tenant has one (a concurrent first call
+    /// stored it: read that one).
+    fn put_tunnel_key(
+        &self,
+        tenant: &str,
+        key: &TunnelKeyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The connector and the tenant's key in one read (the test endpoint's one round trip).
+    fn connector_and_tunnel_key(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<(Option<Connector>, Option<TunnelKeyRecord>), StoreError>> + Send;
 }
 
 /// Writing connectors; every multi-item write is one transaction.

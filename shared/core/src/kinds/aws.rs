@@ -28,6 +28,7 @@ pub const FAMILY: Family = Family {
         _ => None,
     },
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 

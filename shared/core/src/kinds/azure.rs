@@ -40,6 +40,7 @@ pub const FAMILY: Family = Family {
     },
     config_field,
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -190,6 +191,7 @@ mod tests {
             config: config.as_object().unwrap(),
             auth_method: "access_key",
             secret: secret.as_object(),
+            tunnel_key: None,
         };
         let Ok(Input::Azure(a)) = input(source) else {
             panic!("not parsed")

@@ -34,6 +34,7 @@ pub const FAMILY: Family = Family {
         _ => None,
     },
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -192,6 +193,7 @@ mod tests {
                 config: config.as_object().unwrap(),
                 auth_method: "service_account",
                 secret: secret.as_object(),
+                tunnel_key: None,
             };
             match input(source) {
                 Ok(Input::Google(g)) => Ok(match g.credential {

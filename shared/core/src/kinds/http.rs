@@ -24,6 +24,7 @@ pub const FAMILY: Family = Family {
         _ => None,
     },
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -152,6 +153,7 @@ mod tests {
                 config: config.as_object().unwrap(),
                 auth_method: "api_key",
                 secret: secret.as_object(),
+                tunnel_key: None,
             };
             match input(source).unwrap() {
                 Input::Http(h) => h.auth,

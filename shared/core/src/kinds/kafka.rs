@@ -21,6 +21,7 @@ pub const FAMILY: Family = Family {
     vendor: no_vendor,
     config_field,
     auth_config: no_auth_rules,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -181,6 +182,7 @@ mod tests {
                 config,
                 auth_method: "password",
                 secret,
+                tunnel_key: None,
             };
             match input(source).unwrap() {
                 Input::Kafka(k) => (k.servers, k.security),

@@ -16,6 +16,7 @@ pub mod saas_api;
 pub mod sftp;
 pub mod snowflake;
 pub mod sql;
+pub mod tunnel;
 
 use crate::error::FieldProblem;
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,8 @@ pub struct Family {
     /// The form of one config field the family knows: `Some(problem)` when it is wrong. Fields
     /// the family does not know are kept as given.
     pub config_field: fn(ConnectorType, &str, &Value) -> Option<String>,
+    /// Rules across several config fields.
+    pub config_rules: fn(ConnectorType, &Map<String, Value>) -> Vec<FieldProblem>,
     /// The authConfig rules (checked on the final, unmasked authConfig).
     pub auth_config: fn(ConnectorType, &Map<String, Value>) -> Vec<FieldProblem>,
     /// The typed probe input, parsed once from config and the opened authConfig.
@@ -170,6 +173,8 @@ pub struct Source<'a> {
     pub config: &'a Map<String, Value>,
     pub auth_method: &'a str,
     pub secret: Option<&'a Map<String, Value>>,
+    /// The tenant's tunnel key (OpenSSH PEM), opened when the config has a tunnel.
+    pub tunnel_key: Option<&'a str>,
 }
 
 impl<'a> Source<'a> {
@@ -334,12 +339,18 @@ pub fn check_config(
             problems.push(FieldProblem::new(format!("config.{field}"), problem));
         }
     }
+    problems.extend((family.config_rules)(kind, config));
     problems
 }
 
 /// The authConfig rules of the type's family.
 pub fn check_auth_config(kind: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
     (kind.family().auth_config)(kind, auth)
+}
+
+/// For families without rules across config fields.
+fn no_config_rules(_: ConnectorType, _: &Map<String, Value>) -> Vec<FieldProblem> {
+    Vec::new()
 }
 
 /// For families without authConfig rules.
@@ -398,7 +409,6 @@ mod tests {
             "storageAccount",
             "instanceUrl",
             "serviceAccountKey",
-            "hostKeyFingerprint",
             "serverPublicKey",
             "streamName",
             "roleArn",
@@ -406,8 +416,12 @@ mod tests {
             "tokenUrl",
             "headerName",
         ];
-        // Shared by two families: named once in each.
-        let shared = [("connectionString", 2), ("apiKey", 2)];
+        // Shared by two families (the tunnel counts as one): named once in each.
+        let shared = [
+            ("connectionString", 2),
+            ("apiKey", 2),
+            ("hostKeyFingerprint", 2),
+        ];
         let texts: Vec<(PathBuf, Vec<String>)> = files
             .iter()
             .map(|f| (f.clone(), literals(&std::fs::read_to_string(f).unwrap())))

@@ -3,12 +3,13 @@
 //! clear). The password goes there, over TLS when the URI or `tls` asks for it.
 
 use super::forms::{self, host_port, port_or};
+use super::tunnel::{self, Tunnel, TUNNEL};
 use super::{
-    no_auth_rules, no_vendor, ConnectorType, DestinationField as D, Family, Form, Input, Part,
-    Requirement, Source,
+    no_vendor, ConnectorType, DestinationField as D, Family, Form, Input, Part, Requirement, Source,
 };
 use crate::destination::servers;
-use serde_json::Value;
+use crate::error::FieldProblem;
+use serde_json::{Map, Value};
 
 pub const FAMILY: Family = Family {
     requirements: |_| {
@@ -24,12 +25,13 @@ pub const FAMILY: Family = Family {
             D(Config, "port", Form::Port(DEFAULT_PORT)),
             D(Config, CONNECTION_STRING, Form::Custom(uri_destination)),
             D(Config, TLS, Form::Exact),
-            D(Config, "tunnel", Form::Exact),
+            D(Config, TUNNEL, Form::Custom(tunnel::destination)),
         ]
     },
     vendor: no_vendor,
     config_field,
-    auth_config: no_auth_rules,
+    auth_config: |_, auth| tunnel::check_auth(auth),
+    config_rules,
     input,
 };
 
@@ -50,9 +52,24 @@ fn config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<Strin
             Some(s) if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") => None,
             _ => Some("must be a mongodb:// or mongodb+srv:// URI".into()),
         },
+        TUNNEL => tunnel::check(kind, value),
         // The probe reads a boolean; a string would silently mean "not set".
         TLS => (!value.is_boolean()).then(|| "must be true or false".into()),
         _ => None,
+    }
+}
+
+/// A cluster found through SRV records cannot be reached through a tunnel (the bastion would
+/// have to resolve it): a tunnel needs `host` (or a `mongodb://` URI).
+fn config_rules(_: ConnectorType, config: &Map<String, Value>) -> Vec<FieldProblem> {
+    let srv = forms::text(config, CONNECTION_STRING)
+        .is_some_and(|u| u.starts_with("mongodb+srv://") && !config.contains_key("host"));
+    match srv && tunnel::wants_tenant_key(config) {
+        true => vec![FieldProblem::new(
+            format!("config.{TUNNEL}"),
+            "a mongodb+srv:// cluster cannot be reached through a tunnel; give host (and port)",
+        )],
+        false => Vec::new(),
     }
 }
 
@@ -112,6 +129,8 @@ pub struct Settings {
 
 pub struct Mongo<'a> {
     pub endpoint: Endpoint,
+    /// The SSH bastion the server is reached through (not with `Endpoint::Srv`).
+    pub tunnel: Option<Tunnel<'a>>,
     pub settings: Settings,
     pub user: Option<&'a str>,
     pub password: Option<&'a str>,
@@ -131,8 +150,13 @@ fn input(s: Source<'_>) -> Result<Input<'_>, String> {
             port_or(s.config, DEFAULT_PORT)?,
         ),
     };
+    let tunnel = tunnel::parse(&s)?;
+    if let (Endpoint::Srv(_), Some(_)) = (&endpoint, &tunnel) {
+        return Err("a mongodb+srv:// cluster cannot be reached through a tunnel".into());
+    }
     Ok(Input::Mongo(Mongo {
         endpoint,
+        tunnel,
         settings: settings(&s),
         user: s.token("username"),
         password: s.secret("password"),
@@ -233,6 +257,7 @@ mod tests {
             config: &config,
             auth_method: "password",
             secret: None,
+            tunnel_key: None,
         };
         match input(source)? {
             Input::Mongo(m) => Ok((m.endpoint, m.settings)),

@@ -40,6 +40,7 @@ pub const FAMILY: Family = Family {
         _ => None,
     },
     auth_config: no_auth_rules,
+    config_rules: super::no_config_rules,
     input,
 };
 

@@ -3,6 +3,7 @@
 //! the first successful test pins the key it saw).
 
 use super::forms::{self, port_or};
+use super::tunnel::{self, Tunnel, TUNNEL};
 use super::{
     no_vendor, ConnectorType, DestinationField as D, Family, Form, Input, Part, Requirement, Source,
 };
@@ -17,12 +18,13 @@ pub const FAMILY: Family = Family {
             D(Config, "host", Form::Host),
             D(Config, "port", Form::Port(DEFAULT_PORT)),
             D(Config, HOST_KEY_PIN, Form::Exact),
-            D(Config, "tunnel", Form::Exact),
+            D(Config, TUNNEL, Form::Custom(tunnel::destination)),
         ]
     },
     vendor: no_vendor,
     config_field,
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -35,6 +37,7 @@ fn config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<Strin
         "host" => forms::host(kind, value),
         "port" => forms::port(value),
         "path" => forms::non_empty(value),
+        TUNNEL => tunnel::check(kind, value),
         HOST_KEY_PIN => (!is_fingerprint(value)).then(|| {
             "must be an OpenSSH SHA-256 fingerprint (SHA256: and 43 base64 characters)".into()
         }),
@@ -43,7 +46,7 @@ fn config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<Strin
 }
 
 /// `SHA256:` and 43 base64 characters, as `ssh-keygen -lf` prints it.
-fn is_fingerprint(value: &Value) -> bool {
+pub(crate) fn is_fingerprint(value: &Value) -> bool {
     value
         .as_str()
         .and_then(|s| s.trim().strip_prefix("SHA256:"))
@@ -57,7 +60,9 @@ fn is_fingerprint(value: &Value) -> bool {
 
 /// A key's work factor is the tenant's choice: checked here, from its structure, unread.
 fn auth_config(_: ConnectorType, auth: &Map<String, Value>) -> Vec<FieldProblem> {
-    forms::private_key(auth, crate::keys::check_openssh)
+    let mut problems = forms::private_key(auth, crate::keys::check_openssh);
+    problems.extend(tunnel::check_auth(auth));
+    problems
 }
 
 /// An SFTP login.
@@ -72,6 +77,8 @@ pub struct Sftp<'a> {
     pub password: Option<&'a str>,
     pub private_key: Option<&'a str>,
     pub passphrase: Option<&'a str>,
+    /// The SSH bastion the server is reached through.
+    pub tunnel: Option<Tunnel<'a>>,
 }
 
 fn input(s: Source<'_>) -> Result<Input<'_>, String> {
@@ -84,6 +91,7 @@ fn input(s: Source<'_>) -> Result<Input<'_>, String> {
         password: s.secret("password"),
         private_key: s.secret("privateKey"),
         passphrase: s.secret("passphrase"),
+        tunnel: tunnel::parse(&s)?,
     }))
 }
 

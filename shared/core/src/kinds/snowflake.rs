@@ -27,6 +27,7 @@ pub const FAMILY: Family = Family {
         _ => None,
     },
     auth_config,
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -92,6 +93,7 @@ mod tests {
                 config: config.as_object().unwrap(),
                 auth_method: "password",
                 secret: None,
+                tunnel_key: None,
             };
             assert!(input(source).is_err(), "{account}");
         }

@@ -2,9 +2,9 @@
 //! `host:port` (and through `tunnel`, when one is set), over TLS as `sslmode` says.
 
 use super::forms::{self, port_or};
+use super::tunnel::{self, Tunnel, TUNNEL};
 use super::{
-    no_auth_rules, no_vendor, ConnectorType, DestinationField as D, Family, Form, Input, Part,
-    Requirement, Source,
+    no_vendor, ConnectorType, DestinationField as D, Family, Form, Input, Part, Requirement, Source,
 };
 use serde_json::{Map, Value};
 
@@ -19,7 +19,8 @@ pub const FAMILY: Family = Family {
     destination,
     vendor: no_vendor,
     config_field,
-    auth_config: no_auth_rules,
+    auth_config: |_, auth| tunnel::check_auth(auth),
+    config_rules: super::no_config_rules,
     input,
 };
 
@@ -33,14 +34,14 @@ fn destination(kind: ConnectorType) -> &'static [D] {
         D(Config, "host", Form::Host),
         D(Config, "port", Form::Port(0)),
         D(Config, SSLMODE, Form::Custom(tls_mode)),
-        D(Config, "tunnel", Form::Exact),
+        D(Config, TUNNEL, Form::Custom(tunnel::destination)),
     ];
     const MYSQL: &[D] = &[
         D(Config, "host", Form::Host),
         D(Config, "port", Form::Port(0)),
         D(Config, SSLMODE, Form::Custom(tls_mode)),
         D(Config, SERVER_PUBLIC_KEY, Form::Exact),
-        D(Config, "tunnel", Form::Exact),
+        D(Config, TUNNEL, Form::Custom(tunnel::destination)),
     ];
     match kind {
         ConnectorType::Mysql => MYSQL,
@@ -65,6 +66,7 @@ fn config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<Strin
         "host" => forms::host(kind, value),
         "port" => forms::port(value),
         "database" => forms::non_empty(value),
+        TUNNEL => tunnel::check(kind, value),
         SSLMODE => match value.as_str().and_then(SslMode::parse) {
             Some(_) => None,
             None => Some("must be one of disable, prefer, require, verify-ca, verify-full".into()),
@@ -102,6 +104,8 @@ pub struct Sql<'a> {
     pub server_public_key: Option<&'a str>,
     pub user: Option<&'a str>,
     pub password: Option<&'a str>,
+    /// The SSH bastion the server is reached through.
+    pub tunnel: Option<Tunnel<'a>>,
 }
 
 fn input(s: Source<'_>) -> Result<Input<'_>, String> {
@@ -119,6 +123,7 @@ fn input(s: Source<'_>) -> Result<Input<'_>, String> {
         server_public_key: s.config_text(SERVER_PUBLIC_KEY),
         user: s.token("username"),
         password: s.secret("password"),
+        tunnel: tunnel::parse(&s)?,
     }))
 }
 
@@ -180,6 +185,7 @@ mod tests {
             config: &config,
             auth_method: "password",
             secret: None,
+            tunnel_key: None,
         };
         match input(source)? {
             Input::Sql(s) => Ok((s.wire, s.port)),

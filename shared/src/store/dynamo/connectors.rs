@@ -2,14 +2,12 @@
 
 use super::{
     build_error, connector_key, count_key, from_item, name_key, number, s, sdk_error, tenant_pk,
-    DynamoStore, Item,
+    DynamoStore,
 };
 use crate::model::Connector;
 use crate::store::{ConnectorReader, ConnectorWriter, Page, Remembered, StoreError};
 use crate::telemetry::scope::{Step, Timed};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 
@@ -69,46 +67,14 @@ impl DynamoStore {
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-    /// One BatchGetItem (≤ 100 keys), retrying the keys DynamoDB left unprocessed (it does so
-    /// under throttling) a few times with a short backoff; keys still unprocessed are left out.
+    /// One BatchGetItem (≤ 100 keys) of connectors.
     async fn get_batch(&self, chunk: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
-        let mut found = Vec::with_capacity(chunk.len());
-        let mut pending: Vec<Item> = chunk.iter().map(|(t, id)| connector_key(t, id)).collect();
-        for attempt in 0..4u32 {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-            }
-            let keys = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .timed(Step::Store)
-                .await
-                .map_err(|e| sdk_error("BatchGetItem", e))?;
-            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
-                for item in items {
-                    found.push(from_item(item)?);
-                }
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-        }
-        if !pending.is_empty() {
-            tracing::warn!(left = pending.len(), "BatchGetItem left keys unprocessed");
-        }
-        Ok(found)
+        let keys = chunk.iter().map(|(t, id)| connector_key(t, id)).collect();
+        self.read_batch(keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }
 

@@ -4,13 +4,16 @@ mod connectors;
 mod idempotency;
 mod rate;
 mod sweep;
+mod tunnel_key;
 
 use super::StoreError;
 use crate::model::Connector;
 use crate::telemetry::scope::{Step, Timed};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
@@ -57,6 +60,10 @@ fn count_key(tenant: &str) -> Item {
 
 fn rate_key(tenant: &str) -> Item {
     key(tenant, "RATE".to_string())
+}
+
+fn tunnel_key_key(tenant: &str) -> Item {
+    key(tenant, "TUNNEL_KEY".to_string())
 }
 
 fn lease_key(shard: &str) -> Item {
@@ -126,6 +133,47 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         Ok(out.item)
+    }
+
+    /// One BatchGetItem (≤ 100 keys), strongly consistent, retrying the keys DynamoDB left
+    /// unprocessed (it does so under throttling) a few times with a short backoff; keys still
+    /// unprocessed are left out.
+    async fn read_batch(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut pending = keys;
+        for attempt in 0..4u32 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .timed(Step::Store)
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                found.extend(items);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            tracing::warn!(left = pending.len(), "BatchGetItem left keys unprocessed");
+        }
+        Ok(found)
     }
 }
 
