@@ -854,13 +854,14 @@ async fn credentials_go_only_to_the_vendors_hosts() {
         .unwrap()
         .clone();
     let d = prober
-        .probe(
-            "legacy-tenant",
-            shared::model::ConnectorType::Salesforce,
-            &config,
-            "api_key",
-            Some(&secret),
-        )
+        .probe(shared::kinds::Source {
+            kind: shared::model::ConnectorType::Salesforce,
+            tenant: "legacy-tenant",
+            config: &config,
+            auth_method: "api_key",
+            secret: Some(&secret),
+            tunnel_key: None,
+        })
         .await;
     let d = serde_json::to_value(&d).unwrap();
     assert_eq!(d["code"], "destination_blocked", "{d}");

@@ -52,7 +52,7 @@ impl AsyncWrite for Tunnelled {
 
 /// How the tunnel proves itself, opened before any network exchange.
 enum Credential<'a> {
-    Key(russh::keys::PrivateKey, &'static str),
+    Key(Box<russh::keys::PrivateKey>, &'static str),
     Password(&'a str),
 }
 
@@ -69,11 +69,11 @@ async fn credential<'a>(auth: &TunnelAuth<'a>) -> Result<Credential<'a>, Failure
     match auth {
         TunnelAuth::TenantKey(None) => Err(Failure::new(ProbeCode::InvalidConfig, NO_TENANT_KEY)),
         TunnelAuth::TenantKey(Some(pem)) => Ok(Credential::Key(
-            super::kdf::ssh_key(pem, None).await.map_err(key)?,
+            Box::new(super::kdf::ssh_key(pem, None).await.map_err(key)?),
             "the tenant's tunnel key",
         )),
         TunnelAuth::Key { pem, passphrase } => Ok(Credential::Key(
-            super::kdf::ssh_key(pem, *passphrase).await.map_err(key)?,
+            Box::new(super::kdf::ssh_key(pem, *passphrase).await.map_err(key)?),
             "authConfig.tunnel.privateKey",
         )),
         TunnelAuth::Password(p) => Ok(Credential::Password(p)),
@@ -209,7 +209,7 @@ async fn login(
                 .and_then(Result::ok)
                 .flatten()
                 .flatten();
-            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            let key = PrivateKeyWithHashAlg::new(Arc::new(*key), hash);
             let result = tokio::time::timeout(limit, session.authenticate_publickey(user, key))
                 .await
                 .map_err(timed_out)?
