@@ -25,14 +25,51 @@ class NoManagedPolicies:
         return {}
 
 
-@pytest.fixture(scope="module")
-def resources():
+PARAMS = {"JwksUrl": "https://issuer.example/jwks.json", "JwtIssuer": "https://issuer.example", "JwtAudience": "app"}
+VPC = {"ProbeSubnetIds": ["subnet-0a", "subnet-0b"], "ProbeSecurityGroupIds": ["sg-0c"], "ProbeAllowCidrs": "10.20.0.0/16"}
+
+
+def translated(params):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template = yaml_parse((ROOT / "template.yaml").read_text())
     # What `sam package` does to CodeUri before the translator sees it.
     template["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
-    params = {"JwksUrl": "https://issuer.example/jwks.json", "JwtIssuer": "https://issuer.example", "JwtAudience": "app"}
-    return transform(template, params, NoManagedPolicies())["Resources"]
+    return transform(template, params, NoManagedPolicies())
+
+
+def decided(value, conditions):
+    """`value` with every Fn::If on one of `conditions` (name → bool) decided, and the
+    AWS::NoValue such an If yields dropped, as CloudFormation does at deploy time."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"} and value["Fn::If"][0] in conditions:
+            name, yes, no = value["Fn::If"]
+            chosen = decided(yes if conditions[name] else no, conditions)
+            return DROP if chosen == NO_VALUE else chosen
+        out = {k: decided(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not DROP}
+    if isinstance(value, list):
+        return [v for v in (decided(v, conditions) for v in value) if v is not DROP]
+    return value
+
+
+DROP = object()
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def deployed(params, in_vpc):
+    """The resources as CloudFormation would build them with `params`: ProbeInVpc decided as
+    given (the other conditions are left for their own tests)."""
+    return decided(translated(params)["Resources"], {"ProbeInVpc": in_vpc})
+
+
+@pytest.fixture(scope="module")
+def resources():
+    return deployed(PARAMS, in_vpc=False)
+
+
+@pytest.fixture(scope="module")
+def vpc_resources():
+    return deployed({**PARAMS, **VPC}, in_vpc=True)
 
 
 def of_type(resources, kind):
@@ -63,6 +100,7 @@ def test_every_route_reaches_its_function_behind_the_authorizer(resources):
         ("put", "/api/v1/connectors"): "UpdateFunction",
         ("delete", "/api/v1/connectors"): "DeleteFunction",
         ("post", "/api/v1/connectors/test"): "TestFunction",
+        ("get", "/api/v1/tunnel-key"): "CreateFunction",
     }
     found = {}
     for path, methods in api_body(resources)["paths"].items():
@@ -81,6 +119,10 @@ def test_every_route_reaches_its_function_behind_the_authorizer(resources):
     for p in permissions.values():
         assert p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     assert invoked == sorted(list(expected.values()) + ["AuthorizerFunction"])
+    # The authorizer's own route table admits every route (else API Gateway answers 403).
+    authorizer = (ROOT / "shared/src/handlers/authorizer.rs").read_text()
+    for method, path in expected:
+        assert f'"{method.upper()} {path}"' in authorizer, (method, path)
 
 
 def least_privilege_table():
@@ -113,6 +155,19 @@ KMS_CONTEXT = {
     "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["tenantId", "connectorId"]},
     "Null": {"kms:EncryptionContext:tenantId": "false"},
 }
+# The functions that seal (create) or open (test) the tenant's tunnel key: its context names the
+# tenant and the key's purpose.
+KMS_CONTEXT_TUNNEL_KEY = {
+    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["tenantId", "connectorId", "purpose"]},
+    "Null": {"kms:EncryptionContext:tenantId": "false"},
+}
+
+
+def managed(arn):
+    """A managed policy ARN as SAM writes it, whether spelled out or with ${AWS::Partition}."""
+    if isinstance(arn, dict):
+        return arn["Fn::Sub"].replace("${AWS::Partition}", "aws")
+    return arn
 
 
 def granted(role):
@@ -129,7 +184,7 @@ def granted(role):
             resource = RESOURCES[json.dumps(st["Resource"])]
             condition = st.get("Condition")
             if any(a.startswith("kms:") for a in actions):
-                assert condition == KMS_CONTEXT, "every KMS grant is conditioned on the encryption context"
+                assert condition in (KMS_CONTEXT, KMS_CONTEXT_TUNNEL_KEY), "every KMS grant is conditioned on the encryption context"
             else:
                 assert condition is None
             out.add((tuple(sorted(actions)), resource, condition is not None))
@@ -143,12 +198,16 @@ def test_each_function_has_exactly_the_privileges_the_readme_lists(resources):
         role = resources[f"{f}FunctionRole"]
         # X-Ray writes come with SAM's Tracing property as soon as it is a parameter (README
         # "Operating it"); nothing else is managed.
-        assert role["Properties"]["ManagedPolicyArns"] == [
+        assert [managed(a) for a in role["Properties"]["ManagedPolicyArns"]] == [
             "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
             "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         ]
         principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
         assert principal == {"Service": ["lambda.amazonaws.com"]}
+        kms = [st for p in role["Properties"].get("Policies", []) for st in p["PolicyDocument"]["Statement"]
+               if any(a.startswith("kms:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))]
+        tunnel_key = [st["Condition"] == KMS_CONTEXT_TUNNEL_KEY for st in kms]
+        assert all(tunnel_key) if f in ("Create", "Test") else not any(tunnel_key), f
         assert granted(role) == table[f.lower()], f
     assert granted(resources["TestFunctionSweepRole"]) == table["sweep schedule"]
 
@@ -351,3 +410,36 @@ def test_the_dashboard_shows_requests_probes_circuits_limits_and_the_sweep(resou
     (alarms,) = [w for w in widgets if w["type"] == "alarm"]
     assert "arn:SweepLagAlarm.Arn" in alarms["properties"]["alarms"]
     assert "arn:ProbeAuthTlsFailuresAlarm.Arn" in alarms["properties"]["alarms"]
+
+
+def test_only_the_vpc_parameters_put_the_test_function_in_a_vpc_with_its_eni_grant(resources, vpc_resources):
+    eni = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces"}
+
+    def statements(res):
+        role = res["TestFunctionRole"]["Properties"]
+        return [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
+
+    def eni_grants(res):
+        return [st for st in statements(res) if eni & set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+
+    for name, res in (("without", resources), ("with", vpc_resources)):
+        for f in FUNCTIONS:
+            props = res[f"{f}Function"]["Properties"]
+            has_vpc = "VpcConfig" in props
+            assert has_vpc == (name == "with" and f == "Test"), (name, f)
+            role = res[f"{f}FunctionRole"]["Properties"]
+            # No managed VPC policy anywhere (its ENI actions cover every resource).
+            assert not any("VPCAccess" in managed(a) for a in role["ManagedPolicyArns"]), (name, f)
+    assert eni_grants(resources) == []
+    (grant,) = eni_grants(vpc_resources)
+    assert grant["Effect"] == "Allow" and eni <= set(grant["Action"])
+    vpc = vpc_resources["TestFunction"]["Properties"]["VpcConfig"]
+    assert vpc == {"SubnetIds": {"Ref": "ProbeSubnetIds"}, "SecurityGroupIds": {"Ref": "ProbeSecurityGroupIds"}}
+    env = vpc_resources["TestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["PROBE_ALLOW_CIDRS"] == {"Ref": "ProbeAllowCidrs"}
+    # The parameters default to empty: no VPC, no private range.
+    params = translated(PARAMS)
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    for p in ("ProbeSubnetIds", "ProbeSecurityGroupIds", "ProbeAllowCidrs"):
+        assert template["Parameters"][p]["Default"] == "", p
+    assert params["Conditions"]["ProbeInVpc"]["Fn::And"]

@@ -15,7 +15,9 @@ use tracing::Instrument;
 /// The roles allowed on each route of the API (`METHOD /path` as API Gateway's `routeKey`).
 pub fn roles_for_route(route_key: &str) -> Option<&'static [Role]> {
     match route_key {
-        "GET /api/v1/connectors" | "GET /api/v1/connectors/{id}" => Some(READ_ROLES),
+        "GET /api/v1/connectors" | "GET /api/v1/connectors/{id}" | "GET /api/v1/tunnel-key" => {
+            Some(READ_ROLES)
+        }
         "POST /api/v1/connectors"
         | "PUT /api/v1/connectors"
         | "DELETE /api/v1/connectors"
@@ -102,6 +104,8 @@ mod tests {
             assert_eq!(roles_for_route(write), Some(WRITE_ROLES), "{write}");
             assert!(!WRITE_ROLES.contains(&Role::Viewer));
         }
+        assert_eq!(roles_for_route("GET /api/v1/tunnel-key"), Some(READ_ROLES));
+        assert_eq!(roles_for_route("POST /api/v1/tunnel-key"), None);
         assert_eq!(roles_for_route("GET /api/v1/other"), None);
         assert_eq!(roles_for_route("$default"), None);
     }
