@@ -76,7 +76,7 @@ def launch(base: Path, data: Path, port: int, pki: Path, cert: str) -> Path:
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={socket}", f"--port={port}",
-         "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}", "--skip-name-resolve",
+         "--bind-address=127.0.0.1,127.0.0.3", f"--pid-file={base / 'mysqld.pid'}", "--skip-name-resolve",
          f"--ssl-cert={base / 'server.crt'}", f"--ssl-key={base / 'server.key'}", f"--ssl-ca={base / 'ca.pem'}",
          "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=OFF", *user],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -181,6 +181,8 @@ if __name__ == "__main__":
     base, pki = int(sys.argv[1]), sys.argv[2]
     serve(base, Mongod)
     serve(base + 1, Mongod, pki)
+    # The same server behind the tests' SSH bastion (the probes' guard admits 127.0.0.1 only).
+    serve(base, Mongod, host="127.0.0.3")
     # [EXPIRED_PORT UNKNOWNCA_PORT]: TLS listeners presenting bad certificates.
     for port, cert in zip(sys.argv[3:5], ("expired", "unknownca")):
         serve(int(port), Mongod, pki, cert=cert)

@@ -22,10 +22,12 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
-def serve(port: int, handler, pki: str | None = None, background: bool = True, cert: str = "localhost"):
-    """Serves `handler` on 127.0.0.1:port, with TLS when `pki` is given, presenting the certificate
-    `cert` (a stem of test_pki.py: `localhost`, or `expired` / `unknownca` for the failure cases)."""
-    server = Server(("127.0.0.1", port), handler)
+def serve(port: int, handler, pki: str | None = None, background: bool = True, cert: str = "localhost",
+          host: str = "127.0.0.1"):
+    """Serves `handler` on host:port (127.0.0.1 unless told), with TLS when `pki` is given,
+    presenting the certificate `cert` (a stem of test_pki.py: `localhost`, or `expired` /
+    `unknownca` for the failure cases)."""
+    server = Server((host, port), handler)
     if pki:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(f"{pki}/{cert}.crt", f"{pki}/{cert}.key")

@@ -70,6 +70,9 @@ def ensure_user(data: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+# 127.0.0.3: reached only through the tests' SSH bastion (the probes' guard admits 127.0.0.1 only).
+LISTEN = "127.0.0.1,127.0.0.3"
+
 HBA = """\
 # TYPE     DATABASE USER      ADDRESS       METHOD
 local      all      all                     trust
@@ -77,6 +80,7 @@ host       all      trustuser 127.0.0.1/32  trust
 host       all      clearuser 127.0.0.1/32  password
 host       all      md5user   127.0.0.1/32  md5
 host       all      all       127.0.0.1/32  scram-sha-256
+host       all      all       127.0.0.3/32  scram-sha-256
 """
 
 SETUP_SQL = f"""
@@ -112,7 +116,7 @@ def cluster(base: Path, port: int, pki: Path | None, cert: str = "localhost", fi
     (data / "pg_hba.conf").write_text(HBA)
     with open(data / "postgresql.conf", "a") as conf:
         conf.write(
-            f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{base}'\n"
+            f"\nlisten_addresses = '{LISTEN}'\nport = {port}\nunix_socket_directories = '{base}'\n"
             "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 50\n"
         )
         conf.write(

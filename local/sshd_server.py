@@ -1,5 +1,5 @@
 """A real, throwaway OpenSSH server (Debian's `openssh-server`, installed by .ci/run) on 127.0.0.1
-for the SFTP login probes. sshd checks passwords and runs privilege separation as root, so this
+(and 127.0.0.3, behind the tests' bastion: bastion_server.py) for the SFTP login probes. sshd checks passwords and runs privilege separation as root, so this
 needs root (CI and the developers' machines run as root); it says so otherwise.
 
 What it sets up:
@@ -65,7 +65,7 @@ def start(base: Path, port: int) -> None:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config = base / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.3\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {base / 'authorized_keys'}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
         f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {USER}\n"
         "Subsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 50:30:100\n"

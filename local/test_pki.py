@@ -2,7 +2,8 @@
 in every state a TLS probe must tell apart.
 
   ca.pem                      the trusted test CA
-  localhost.{crt,key}         valid for a year, DNS name `localhost` only (127.0.0.1 is a mismatch)
+  localhost.{crt,key}         valid for a year, DNS name `localhost` and IP 127.0.0.3 (the servers
+                              behind the bastion); 127.0.0.1 is a mismatch
   expiring.{crt,key}          valid, but for 5 more days only (a warning, not a failure)
   expired.{crt,key}           expired yesterday
   future.{crt,key}            valid from tomorrow
@@ -19,6 +20,7 @@ Usage: test_pki.py DIR   (or import and call `write(DIR)`)
 """
 
 import datetime
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -27,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PRIVATE_IP = ipaddress.ip_address("127.0.0.3")
 
 DAY = datetime.timedelta(days=1)
 
@@ -70,7 +74,7 @@ KEY_PASSPHRASE = "key-passphrase-1"
 
 
 def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, not_after, self_signed=False,
-          more_names=()) -> None:
+          more_names=(), ips=()) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -80,7 +84,7 @@ def _leaf(out: Path, stem: str, dns: str, issuer_key, issuer_cert, not_before, n
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (dns, *more_names)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (dns, *more_names)] + [x509.IPAddress(ip) for ip in ips]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
@@ -98,7 +102,8 @@ def write(out: Path) -> None:
     ca_key, ca = _ca("connectors-api test CA", now)
     other_key, other = _ca("an untrusted CA", now)
     (out / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    _leaf(out, "localhost", "localhost", ca_key, ca, now - DAY, now + 365 * DAY)
+    # 127.0.0.3: the servers behind the tests' SSH bastion (only reachable through it).
+    _leaf(out, "localhost", "localhost", ca_key, ca, now - DAY, now + 365 * DAY, ips=[PRIVATE_IP])
     _leaf(out, "expiring", "localhost", ca_key, ca, now - DAY, now + 5 * DAY)
     _leaf(out, "expired", "localhost", ca_key, ca, now - 30 * DAY, now - DAY)
     _leaf(out, "future", "localhost", ca_key, ca, now + DAY, now + 30 * DAY)

@@ -9,6 +9,9 @@
 #   OpenSSH (sftp) on PG_TEST_PORT+9 (sshd_server.py),
 #   and for the tls_failed reasons, servers presenting an expired certificate / one from an unknown
 #   CA: PostgreSQL +10/+11, MariaDB +12/+13, Kafka (SASL_SSL) +14/+15, MongoDB (TLS) +16/+17,
+#   an OpenSSH bastion on +21 (bastion_server.py) that forwards to the same servers on 127.0.0.3
+#   (PostgreSQL, MariaDB, the MongoDB look-alike's plain port, OpenSSH), which the tests' guard
+#   refuses to reach directly,
 #   the HTTPS look-alikes of HubSpot, Salesforce, Databricks, Snowflake and Google on +18
 #   (saas_peer.py), Azurite (the Azure Storage emulator, HTTPS) on +19 (azurite_server.py), and
 #   an AWS emulator that enforces IAM on +20 (aws_iam_emulator.py).
@@ -29,6 +32,7 @@ cleanup() {
   [ -n "$kafka_pid" ] && kill "$kafka_pid" 2>/dev/null || true
   "$py" "$root/local/azurite_server.py" stop "$dir/azurite" || true
   "$py" "$root/local/aws_iam_emulator.py" stop "$dir/aws-iam" || true
+  "$py" "$root/local/bastion_server.py" stop "$dir/bastion" || true
   "$py" "$root/local/sshd_server.py" stop "$dir/sshd" || true
   "$py" "$root/local/mariadb_server.py" stop "$dir/mariadb" || true
   "$py" "$root/local/postgres_server.py" stop "$dir/postgres" || true
@@ -56,6 +60,8 @@ export KAFKA_EXPIRED_TEST_PORT=$((port + 14)) KAFKA_UNKNOWNCA_TEST_PORT=$((port 
 "$py" "$root/local/kafka_peer.py" "$KAFKA_TEST_PORT" "$TEST_PKI_DIR" "$KAFKA_EXPIRED_TEST_PORT" "$KAFKA_UNKNOWNCA_TEST_PORT" 2>"$dir/kafka-peer.log" &
 kafka_pid=$!
 settings=$("$py" "$root/local/sshd_server.py" start "$dir/sshd" $((port + 9)))
+export_settings "$settings"
+settings=$("$py" "$root/local/bastion_server.py" start "$dir/bastion" $((port + 21)))
 export_settings "$settings"
 export MONGO_TEST_PORT=$((port + 7))
 export MONGO_EXPIRED_TEST_PORT=$((port + 16)) MONGO_UNKNOWNCA_TEST_PORT=$((port + 17))

@@ -25,3 +25,4 @@ mod stall;
 mod support;
 mod sweep;
 mod tls;
+mod tunnels;

@@ -20,7 +20,9 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|req: lambda_http::Request| async {
         let verifier = verifier.as_ref();
         Ok::<_, Infallible>(match req.method() {
-            &lambda_http::http::Method::GET => tunnel_key::handle(&store, &sealer, verifier, req).await,
+            &lambda_http::http::Method::GET => {
+                tunnel_key::handle(&store, &sealer, verifier, req).await
+            }
             _ => create::handle(&store, &sealer, verifier, req).await,
         })
     }))

@@ -7,7 +7,7 @@
 use crate::support::{probe_settings, test_through, tester_probing_with, Tenant};
 use serde_json::{json, Value};
 
-pub(super) fn env(name: &str) -> String {
+pub(crate) fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the integration tests with `make integration` (it starts PostgreSQL)")
     })

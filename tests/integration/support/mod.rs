@@ -11,7 +11,7 @@ use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared::envelope::KmsEnvelope;
 use shared::handlers::test::{SweepSettings, Tester};
-use shared::handlers::{create, delete, list, update};
+use shared::handlers::{create, delete, list, tunnel_key, update};
 use shared::limits::breaker::BreakerPolicy;
 use shared::limits::rate::RatePolicy;
 use shared::probe::ssrf::Guard;
@@ -337,6 +337,7 @@ impl Call {
             .expect("a valid API Gateway v2 event");
         let v = Some(&st.verifier);
         let resp = match (self.method, self.path.as_str()) {
+            ("GET", tunnel_key::PATH) => tunnel_key::handle(&st.store, &st.sealer, v, req).await,
             ("GET", _) => list::handle(&st.store, v, req).await,
             ("POST", "/api/v1/connectors") => create::handle(&st.store, &st.sealer, v, req).await,
             ("PUT", "/api/v1/connectors") => update::handle(&st.store, &st.sealer, v, req).await,
@@ -455,6 +456,14 @@ impl Tenant {
         Call::new("POST", "/api/v1/connectors/test")
             .bearer(&self.token)
             .json(json!({ "id": id }))
+            .send()
+            .await
+    }
+
+    /// `GET /api/v1/tunnel-key` with `role`.
+    pub async fn tunnel_key(&self, role: &str) -> Reply {
+        Call::new("GET", tunnel_key::PATH)
+            .bearer(&self.with_role(role))
             .send()
             .await
     }

@@ -1,0 +1,82 @@
+"""A real, throwaway OpenSSH bastion (Debian's `openssh-server`) on 127.0.0.1 for the tunnelled
+probes: it forwards (direct-tcpip) to the servers on 127.0.0.3, which the probes' guard refuses
+to reach directly in the tests, so a working probe proves the tunnel carried it. Needs root, as
+sshd_server.py does.
+
+What it sets up:
+  user      tunnelprobe, password tunnel-pass-1, no shell (forwarding only)
+  keys      DIR/authorized_keys, empty: the tests (and you, for `make postgres`) append the
+            tenant's key from GET /api/v1/tunnel-key; sshd reads it at every login
+  host key  ed25519
+
+Usage: bastion_server.py start DIR PORT   (prints BASTION_TEST_PORT, BASTION_TEST_FINGERPRINT,
+                                           BASTION_TEST_USER, BASTION_TEST_PASSWORD,
+                                           BASTION_AUTHORIZED_KEYS)
+       bastion_server.py stop DIR
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server_proc import command_line, stop_pid_file  # noqa: E402
+from sshd_server import SSHD, keygen  # noqa: E402
+
+USER, PASSWORD = "tunnelprobe", "tunnel-pass-1"
+
+
+def start(base: Path, port: int) -> None:
+    if not Path(SSHD).exists() or not shutil.which("ssh-keygen"):
+        sys.exit("OpenSSH is missing (/usr/sbin/sshd, ssh-keygen): install it with `apt-get install openssh-server` (.ci/run does, as root)")
+    if os.getuid() != 0:
+        sys.exit("bastion_server.py needs root: sshd checks passwords and separates privileges as root")
+    if base.exists():
+        stop(base)
+        shutil.rmtree(base)
+    home = base / "home"
+    home.mkdir(parents=True)
+    try:
+        pwd.getpwnam(USER)
+        subprocess.run(["usermod", "-d", str(home), USER], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "-d", str(home), "-s", "/usr/sbin/nologin", USER], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+    keygen(base / "host_ed25519", "ed25519")
+    authorized = base / "authorized_keys"
+    authorized.write_text("")
+    os.chmod(authorized, 0o666)  # the tests append to it (sshd reads it with StrictModes off)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {authorized}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+        f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {USER}\n"
+        "AllowTcpForwarding local\nPermitOpen any\nGatewayPorts no\nX11Forwarding no\nPermitTTY no\n"
+        "LogLevel ERROR\nMaxStartups 50:30:100\n"
+    )
+    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
+    subprocess.Popen([SSHD, "-f", str(config), "-E", str(base / "sshd.log")], start_new_session=True).wait()
+    for _ in range(100):
+        if (base / "sshd.pid").exists():
+            break
+        time.sleep(0.05)
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(base / "host_ed25519.pub")],
+                                 check=True, capture_output=True, text=True).stdout.split()[1]
+    print(f"BASTION_TEST_PORT={port}")
+    print(f"BASTION_TEST_FINGERPRINT={fingerprint}")
+    print(f"BASTION_TEST_USER={USER}")
+    print(f"BASTION_TEST_PASSWORD={PASSWORD}")
+    print(f"BASTION_AUTHORIZED_KEYS={authorized}")
+
+
+def stop(base: Path) -> None:
+    stop_pid_file(base / "sshd.pid")
+
+
+if __name__ == "__main__":
+    sys.exit(command_line(__doc__, start, stop))
