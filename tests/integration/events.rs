@@ -2,7 +2,7 @@
 //! Gateway v2 requests and get the answers they should.
 
 use crate::support::stack;
-use shared::handlers::{create, delete, list, update};
+use shared::handlers::{create, delete, list, tunnel_key, update};
 
 fn request(file: &str) -> lambda_http::Request {
     let path = format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -68,6 +68,38 @@ async fn every_sample_event_gets_its_expected_status() {
         "{dry}"
     );
     assert_eq!(dry["authConfig"]["password"], "a-***rd");
+
+    // The tenant's tunnel key (a viewer may read it), the same on a second call.
+    let key = |resp: lambda_http::Response<lambda_http::Body>| -> serde_json::Value {
+        assert_eq!(resp.status(), 200);
+        match resp.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => panic!("no body"),
+        }
+    };
+    let first =
+        key(tunnel_key::handle(&st.store, &st.sealer, None, request("tunnel-key.json")).await);
+    let again =
+        key(tunnel_key::handle(&st.store, &st.sealer, None, request("tunnel-key.json")).await);
+    assert!(first["publicKey"]
+        .as_str()
+        .unwrap()
+        .ends_with(" connectors-api:acme"));
+    assert_eq!(first, again);
+    // A dry run through a bastion: bastion.example.com does not resolve here, so the tunnel's
+    // first step fails, and nothing else is tried.
+    let dry = st.tester.handle(request("test-tunnel-dry-run.json")).await;
+    assert_eq!(dry.status(), 200);
+    let dry: serde_json::Value = match dry.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    let steps = dry["diagnostics"]["steps"].as_array().unwrap();
+    assert_eq!(
+        (steps.len(), steps[0]["name"].as_str()),
+        (1, Some("tunnel.tcp")),
+        "{dry}"
+    );
 
     // Clean up so the fixed tenant of the samples starts empty on a reused emulator.
     let mut cleanup = request("delete.json");

@@ -348,7 +348,7 @@ where
         let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
             return Swept::Skipped;
         };
-        match self.test(admitted, TenantKey::Unread).await {
+        match Box::pin(self.test(admitted, TenantKey::Unread)).await {
             Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
             Ok(_) => Swept::Failed,
             Err(e) => {

@@ -65,7 +65,9 @@ where
             "test",
             crate::deadline::answer_by,
             req,
-            async |req, audit| Ok(self.admit_and_run(req, audit).await),
+            // Boxed: a test's future (the secret and tunnel key opened at once, the probe) is
+            // large, and the caller's stack need not hold it.
+            async |req, audit| Ok(Box::pin(self.admit_and_run(req, audit)).await),
         )
         .await
     }
