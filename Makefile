@@ -61,7 +61,7 @@ fake-postgres:
 # Try it with: make local PROBE_ALLOW_CIDRS=127.0.0.1 PROBE_EXTRA_CA_FILE=$(CURDIR)/.local/db-test-$(PG_PORT)/postgres/pki/ca.pem
 PG_PORT ?= 15463
 postgres: venv npm-tools
-	PG_TEST_PORT=$(PG_PORT) local/with-databases.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; MariaDB on :$$MYSQL_TEST_PORT (user app, database appdb); caching_sha2 look-alike on :$$MYSQL_SHA2_TEST_PORT (user sha2user); SaaS look-alikes on :$$SAAS_TEST_PORT, Azurite on :$$AZURE_TEST_PORT, IAM-enforcing AWS emulator on :$$AWS_IAM_TEST_PORT; CA $$PG_TEST_CA_FILE. Ctrl-C stops them."; sleep infinity' || true
+	PG_TEST_PORT=$(PG_PORT) local/with-databases.sh bash -c 'echo "PostgreSQL on 127.0.0.1:$$PG_TEST_PORT (TLS) and :$$PG_TEST_PLAIN_PORT (no TLS); user app, password $$PG_TEST_PASSWORD, database appdb; MariaDB on :$$MYSQL_TEST_PORT (user app, database appdb); caching_sha2 look-alike on :$$MYSQL_SHA2_TEST_PORT (user sha2user); SaaS look-alikes on :$$SAAS_TEST_PORT, Azurite on :$$AZURE_TEST_PORT, IAM-enforcing AWS emulator on :$$AWS_IAM_TEST_PORT; SSH bastion on :$$BASTION_TEST_PORT (user $$BASTION_TEST_USER; append your tenant key to $$BASTION_AUTHORIZED_KEYS) forwarding to them all on 127.0.0.3; CA $$PG_TEST_CA_FILE. Ctrl-C stops them."; sleep infinity' || true
 
 fmt:
 	cargo fmt --all -- --check

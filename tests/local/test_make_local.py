@@ -121,6 +121,13 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), json.loads(e.read() or b"null")
 
+    def tunnel_key(self):
+        """GET /api/v1/tunnel-key, routed by cargo lambda's router to the create function."""
+        url = self.url.replace("/api/v1/connectors", "/api/v1/tunnel-key")
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=40) as resp:
+            return resp.status, json.loads(resp.read())
+
     def emulator_pid(self) -> int:
         return int((ROOT / ".local" / f"stack-{self.port}" / "emulator.pid").read_text())
 
@@ -195,6 +202,10 @@ def test_make_local_survives_idling_tool_writes_and_a_second_stack():
         assert alive(second_emulator)
         status, body = second.get(timeout=10)
         assert status == 200, body
+        # The tenant's tunnel key is served (by the create function), the same on a second call.
+        status, key = second.tunnel_key()
+        assert status == 200 and key["publicKey"].startswith("ssh-ed25519 "), key
+        assert second.tunnel_key() == (200, key)
         metrics_and_request_ids(second)
     finally:
         for stack in (first, second):
