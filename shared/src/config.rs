@@ -30,6 +30,12 @@ pub struct Settings {
     pub sweep_queue_url: Option<String>,
     /// Consecutive probe failures that open a connector's circuit (`BREAKER_FAILURE_THRESHOLD`, default 5).
     pub breaker_threshold: u32,
+    /// How long test results stay in a connector's history (`HISTORY_DAYS`, default 30).
+    pub history: Duration,
+    /// The EventBridge bus of status-change events (`EVENT_BUS_NAME`, default `default`).
+    pub event_bus_name: String,
+    /// The queue that keeps an event EventBridge would not take (`EVENTS_DLQ_URL`).
+    pub events_dlq_url: Option<String>,
 }
 
 /// The scheduled sweep's pace.
@@ -109,6 +115,9 @@ impl Settings {
                 concurrency: number("SWEEP_CONCURRENCY", 16),
             },
             sweep_queue_url: var("SWEEP_QUEUE_URL"),
+            history: Duration::from_secs(86_400 * number::<u64>("HISTORY_DAYS", 30).max(1)),
+            event_bus_name: var("EVENT_BUS_NAME").unwrap_or_else(|| "default".to_string()),
+            events_dlq_url: var("EVENTS_DLQ_URL"),
         }
     }
 

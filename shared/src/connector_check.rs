@@ -9,7 +9,7 @@ use crate::kinds::{check_config, present_fields, sftp::pin_first_host_key, tunne
 use crate::limits::breaker::{Admission, Breaker, BreakerPolicy, CircuitState, Outcome};
 use crate::limits::rate::RatePolicy;
 use crate::masking::mask;
-use crate::model::{Connector, ConnectorType, PlainSecret, Status};
+use crate::model::{Connector, ConnectorType, Outbox, PlainSecret, Status, TestResult, Trigger};
 use crate::probe::report::{Diagnostics, Failure, ProbeCode, Recorder};
 use crate::probe::{Probe, Prober};
 use crate::shard_queue::ShardQueue;
@@ -131,6 +131,35 @@ impl<S: TunnelKeys, E: SecretSealer, P> Tester<S, E, P> {
     }
 }
 
+/// Puts a test result on the write: its id (also the event id), the result's fields, when it
+/// last succeeded and when the status changed.
+fn carry_result(next: &mut Connector, before: Status, d: &Diagnostics, at: &str, trigger: Trigger) {
+    let result_id = crate::ids::new_result_id();
+    let request_id = scope::request_id();
+    next.last_result = Some(TestResult {
+        at: at.to_string(),
+        status: next.status,
+        code: d.code.as_str().to_string(),
+        depth: d.depth.map(|depth| depth.as_str().to_string()),
+        latency_ms: d.latency_ms,
+        message: d.message.clone(),
+        trigger,
+        request_id: request_id.clone(),
+    });
+    if d.code == ProbeCode::Ok {
+        next.last_success_at = Some(at.to_string());
+    }
+    if next.status != before {
+        next.status_changed_at = Some(at.to_string());
+    }
+    next.outbox = Some(Outbox {
+        event_id: result_id.clone(),
+        trigger,
+        request_id,
+    });
+    next.result_id = Some(result_id);
+}
+
 /// The tenant's tunnel key as the caller has it: read with the connector, or not read yet.
 pub enum TenantKey {
     Read(Option<TunnelKeyRecord>),
@@ -158,7 +187,7 @@ where
             Admission::Reject { retry_at_ms } => Err(circuit_open(retry_at_ms, now)),
             Admission::Trial => {
                 let trial = self.breaker.start_trial(&breaker, now_ms(now));
-                let mut next = current.clone();
+                let mut next = current.next_write();
                 next.breaker = Some(trial);
                 next.version += 1;
                 match self.store.replace(&current, &next).await {
@@ -173,7 +202,12 @@ where
     /// Validates, probes and records one connector that the breaker admitted. Every type's
     /// probe logs in, so a stored secret is opened (one KMS Decrypt per credentialed connector),
     /// and with a tunnel the tenant's tunnel key beside it.
-    pub async fn test(&self, current: Connector, key: TenantKey) -> Result<Tested, ApiError> {
+    pub async fn test(
+        &self,
+        current: Connector,
+        key: TenantKey,
+        trigger: Trigger,
+    ) -> Result<Tested, ApiError> {
         let secret = async {
             match &current.auth_config {
                 Some(sealed) => {
@@ -216,7 +250,7 @@ where
             count_probe(current.kind, &d);
             d
         };
-        let (connector, recorded) = self.record(current, &diagnostics).await?;
+        let (connector, recorded) = self.record(current, &diagnostics, trigger).await?;
         Ok(Tested {
             connector,
             diagnostics,
@@ -231,6 +265,7 @@ where
         &self,
         mut current: Connector,
         d: &Diagnostics,
+        trigger: Trigger,
     ) -> Result<(Connector, bool), ApiError> {
         let outcome = match d.code {
             ProbeCode::Ok => Outcome::Success,
@@ -240,14 +275,18 @@ where
         let probed = current.clone();
         for _ in 0..WRITE_ATTEMPTS {
             let now = SystemTime::now();
-            let mut next = current.clone();
+            let mut next = current.next_write();
             next.status = if d.code == ProbeCode::Ok {
                 Status::Active
             } else {
                 Status::Error
             };
-            next.last_tested_at = Some(format_rfc3339(now));
+            let at = format_rfc3339(now);
+            next.last_tested_at = Some(at.clone());
             next.last_error = (d.code != ProbeCode::Ok).then(|| d.message.clone());
+            // The write is the outbox: a new result id, the result, and (through the stream) its
+            // history item and, when the status changed, its event.
+            carry_result(&mut next, current.status, d, &at, trigger);
             // Trust on first use, as known_hosts: the first successful test pins the host key it
             // saw, in this same write; a stored pin is never replaced here.
             if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.host_key) {

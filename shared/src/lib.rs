@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod limits;
 pub mod probe;
+pub mod publisher;
 pub mod shard_queue;
 pub mod store;
 pub mod telemetry;

@@ -24,22 +24,37 @@ async fn every_sample_event_gets_its_expected_status() {
     let id = body["id"].as_str().unwrap().to_string();
 
     assert_eq!(
-        list::handle(&st.store, None, request("list.json"))
-            .await
-            .status(),
+        list::handle(
+            &st.store,
+            None,
+            request("list.json"),
+            crate::support::HISTORY
+        )
+        .await
+        .status(),
         200
     );
     assert_eq!(
-        list::handle(&st.store, None, request("list-cursor.json"))
-            .await
-            .status(),
+        list::handle(
+            &st.store,
+            None,
+            request("list-cursor.json"),
+            crate::support::HISTORY
+        )
+        .await
+        .status(),
         200
     );
     // The sample id names no stored connector.
     assert_eq!(
-        list::handle(&st.store, None, request("detail.json"))
-            .await
-            .status(),
+        list::handle(
+            &st.store,
+            None,
+            request("detail.json"),
+            crate::support::HISTORY
+        )
+        .await
+        .status(),
         404
     );
     assert_eq!(

@@ -267,7 +267,15 @@ async fn dynamodb_throttling_is_retried_then_answered_with_503_and_retry_after()
     let p = proxy("Query", Fault::Throttle).await;
     let (store, _) = through(&p).await;
     let call = Call::new("GET", "/api/v1/connectors").bearer(&t.token);
-    let r = Reply::from(list::handle(&store, Some(&st.verifier), request(call)).await);
+    let r = Reply::from(
+        list::handle(
+            &store,
+            Some(&st.verifier),
+            request(call),
+            crate::support::HISTORY,
+        )
+        .await,
+    );
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.raw);
     assert!(r.headers.contains_key("retry-after"));
 }

@@ -150,7 +150,7 @@ impl Local {
         let req = lambda_http::request::from_str(&call.event().to_string()).unwrap();
         let v = Some(&st.verifier);
         let resp: Response<Body> = match (call.method, call.path.as_str()) {
-            ("GET", _) => list::handle(&self.store, v, req).await,
+            ("GET", _) => list::handle(&self.store, v, req, crate::support::HISTORY).await,
             ("POST", "/api/v1/connectors") => {
                 create::handle(&self.store, &self.sealer, v, req).await
             }

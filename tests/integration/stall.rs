@@ -81,7 +81,10 @@ async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds(
     let started = Instant::now();
     // Bounded here too, so code without deadlines fails this test instead of hanging it.
     let all = join_all([
-        Box::pin(timed("list", list::handle(&store, v, with_deadline(l)))) as Pending,
+        Box::pin(timed(
+            "list",
+            list::handle(&store, v, with_deadline(l), crate::support::HISTORY),
+        )) as Pending,
         Box::pin(timed(
             "create",
             create::handle(&store, &sealer, v, with_deadline(c)),
@@ -154,7 +157,9 @@ async fn a_stalled_dependency_answers_503_in_time_and_the_next_request_succeeds(
         "the stalled create and delete wrote nothing"
     );
     let (l, c, u, d, x) = calls("after");
-    let r = Reply::from(list::handle(&store, v, due_in(l, CRUD_TIMEOUT)).await);
+    let r = Reply::from(
+        list::handle(&store, v, due_in(l, CRUD_TIMEOUT), crate::support::HISTORY).await,
+    );
     assert_eq!(
         (r.status, r.body["total"].as_u64()),
         (200, Some(2)),
@@ -214,6 +219,7 @@ async fn crud_answers_a_stall_within_five_seconds_whatever_the_function_timeout(
                 &store,
                 v,
                 due_in(auth(Call::new("GET", "/api/v1/connectors")), CRUD_TIMEOUT),
+                crate::support::HISTORY,
             ),
         )) as Pending,
         Box::pin(timed(

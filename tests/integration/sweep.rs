@@ -65,6 +65,11 @@ pub fn connector(tenant: &str, port: u16, status: Status) -> Connector {
         breaker: None,
         due_shard: None,
         next_probe_at: None,
+        result_id: None,
+        last_result: None,
+        last_success_at: None,
+        status_changed_at: None,
+        outbox: None,
     };
     c.schedule(None);
     c

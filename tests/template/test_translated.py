@@ -15,7 +15,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ["Authorizer", "List", "Create", "Update", "Delete", "Test"]
+FUNCTIONS = ["Authorizer", "List", "Create", "Update", "Delete", "Test", "Publisher"]
 
 
 class NoManagedPolicies:
@@ -101,6 +101,7 @@ def test_every_route_reaches_its_function_behind_the_authorizer(resources):
         ("delete", "/api/v1/connectors"): "DeleteFunction",
         ("post", "/api/v1/connectors/test"): "TestFunction",
         ("get", "/api/v1/tunnel-key"): "CreateFunction",
+        ("get", "/api/v1/connectors/{id}/tests"): "ListFunction",
     }
     found = {}
     for path, methods in api_body(resources)["paths"].items():
@@ -150,6 +151,9 @@ RESOURCES = {
     json.dumps({"Fn::GetAtt": ["TestFunction", "Arn"]}): "test function",
     json.dumps("arn:aws:iam::*:role/*"): "customer roles",
     json.dumps({"Fn::GetAtt": ["SweepShardQueue", "Arn"]}): "shard queue",
+    json.dumps({"Fn::GetAtt": ["ConnectorsTable", "StreamArn"]}): "table stream",
+    json.dumps({"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}): "event bus",
+    json.dumps({"Fn::GetAtt": ["StatusEventDeadLetters", "Arn"]}): "event dead letters",
 }
 KMS_CONTEXT = {
     "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["tenantId", "connectorId"]},
@@ -222,7 +226,8 @@ def test_the_schedule_invokes_the_sweep(resources):
 
 
 def test_shard_messages_reach_the_test_function_one_at_a_time(resources):
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [m for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+                  if m["Properties"]["FunctionName"] == {"Ref": "TestFunction"}]
     props = mapping["Properties"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["SweepShardQueue", "Arn"]}
     assert props["FunctionName"] == {"Ref": "TestFunction"}
@@ -443,3 +448,24 @@ def test_only_the_vpc_parameters_put_the_test_function_in_a_vpc_with_its_eni_gra
     for p in ("ProbeSubnetIds", "ProbeSecurityGroupIds", "ProbeAllowCidrs"):
         assert template["Parameters"][p]["Default"] == "", p
     assert params["Conditions"]["ProbeInVpc"]["Fn::And"]
+
+
+def test_the_stream_feeds_the_publisher_through_its_filter_only(resources):
+    table = resources["ConnectorsTable"]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    mappings = [r["Properties"] for r in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+                if r["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ConnectorsTable", "StreamArn"]}]
+    (mapping,) = mappings
+    assert mapping["FunctionName"] == {"Ref": "PublisherFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (flt,) = mapping["FilterCriteria"]["Filters"]
+    pattern = json.loads(flt["Pattern"])
+    # What the publisher keys on: the outbox the connector's own write carries.
+    assert pattern == {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"outbox": {"M": {"eventId": {"S": [{"exists": True}]}}}}}}
+    model = (ROOT / "shared/core/src/model.rs").read_text()
+    assert "pub outbox: Option<Outbox>" in model and "pub event_id: String" in model
+    publisher = resources["PublisherFunction"]["Properties"]
+    assert publisher["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
+    assert publisher["Environment"]["Variables"]["EVENTS_DLQ_URL"] == {"Ref": "StatusEventDeadLetters"}
+    # No SAM DynamoDB event (it grants every stream of the account), no event source in SAM's form.
+    assert "Events" not in publisher or not publisher["Events"]

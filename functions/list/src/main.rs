@@ -1,4 +1,4 @@
-//! GET /api/v1/connectors and GET /api/v1/connectors/{id}.
+//! GET /api/v1/connectors, GET /api/v1/connectors/{id} and GET /api/v1/connectors/{id}/tests.
 
 use lambda_http::{run, service_fn, Error};
 use shared::config::{load_aws, Settings};
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::from_sdk(&aws, &settings.table_name);
     let verifier = settings.token_verifier().await;
     run(service_fn(|req| async {
-        Ok::<_, Infallible>(list::handle(&store, verifier.as_ref(), req).await)
+        Ok::<_, Infallible>(list::handle(&store, verifier.as_ref(), req, settings.history).await)
     }))
     .await
 }

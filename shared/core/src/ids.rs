@@ -6,16 +6,41 @@ use ulid::{Generator, Ulid};
 
 const PREFIX: &str = "conn_";
 
-/// A new connector id: `conn_` + a ULID, so ids sort in creation order.
-pub fn new_connector_id() -> String {
-    // A monotonic generator keeps ids created in the same millisecond by this process in order.
+/// A new ULID; a monotonic generator keeps those made in the same millisecond by this process in
+/// order.
+fn new_ulid() -> Ulid {
     static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
-    let ulid = GENERATOR
+    GENERATOR
         .lock()
         .ok()
         .and_then(|mut g| g.get_or_insert_with(Generator::new).generate().ok())
-        .unwrap_or_else(|| Ulid::from_datetime(SystemTime::now()));
-    format!("{PREFIX}{ulid}")
+        .unwrap_or_else(|| Ulid::from_datetime(SystemTime::now()))
+}
+
+/// A new connector id: `conn_` + a ULID, so ids sort in creation order.
+pub fn new_connector_id() -> String {
+    format!("{PREFIX}{}", new_ulid())
+}
+
+/// A new test result id: a bare ULID, so a connector's results sort in time order.
+pub fn new_result_id() -> String {
+    new_ulid().to_string()
+}
+
+/// True when `s` is a result id in canonical form (a cursor of the history).
+pub fn is_result_id(s: &str) -> bool {
+    s.len() == 26 && Ulid::from_string(s).is_ok_and(|u| u.to_string() == s)
+}
+
+/// The smallest result id of a result made at `t` or later: history older than that sorts below.
+pub fn result_id_floor(t: SystemTime) -> String {
+    Ulid::from_parts(
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64,
+        0,
+    )
+    .to_string()
 }
 
 /// True when `s` is a connector id in canonical form (uppercase ULID).

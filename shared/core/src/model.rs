@@ -72,6 +72,61 @@ pub struct Connector {
     /// When the scheduled sweep should probe next (RFC 3339, so it sorts); absent when inactive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_probe_at: Option<String>,
+    /// The id (a ULID) of the last recorded test result; every result write makes a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_id: Option<String>,
+    /// The last recorded test result, as its history item and event carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<TestResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    /// When `status` last changed; absent until the first change (the view shows `createdAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_changed_at: Option<String>,
+    /// Set on the writes the publisher must see (a result, or a status change) and on no other:
+    /// the stream's filter lets only these through. Cleared by `next_write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<Outbox>,
+}
+
+/// What caused a write the publisher sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The test endpoint.
+    Manual,
+    /// The scheduled sweep.
+    Scheduled,
+    /// An update (back to `pending`, or a user's `inactive` / `active`).
+    Update,
+}
+
+/// The event-bearing part of a write: the event id (the result id, or one derived from the
+/// write), what caused it and the request that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbox {
+    pub event_id: String,
+    pub trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// One recorded test result (the history item's fields; `message` masked and at most 1024
+/// characters, as the diagnostics were).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    pub at: String,
+    pub status: Status,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<String>,
+    pub latency_ms: u64,
+    pub message: String,
+    pub trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Shards of the `due` index: spreads the sweep's reads over partitions.
@@ -91,6 +146,15 @@ pub fn shard_key(n: u32) -> String {
 }
 
 impl Connector {
+    /// The starting point of the next write: a copy without the last write's outbox (a write
+    /// that carries no result and no status change must not pass the stream's filter).
+    pub fn next_write(&self) -> Connector {
+        Connector {
+            outbox: None,
+            ..self.clone()
+        }
+    }
+
     /// Keeps the sweep schedule in step with the status: inactive connectors leave the index.
     pub fn schedule(&mut self, next_probe_at: Option<String>) {
         if self.status == Status::Inactive {
@@ -120,6 +184,9 @@ pub struct ConnectorView<'a> {
     pub status: Status,
     pub last_tested_at: Option<&'a str>,
     pub last_error: Option<&'a str>,
+    pub last_success_at: Option<&'a str>,
+    /// When `status` last changed (`createdAt` until the first change).
+    pub status_changed_at: &'a str,
     pub created_at: &'a str,
     pub updated_at: &'a str,
     pub version: u64,
@@ -155,6 +222,11 @@ impl Connector {
             status: self.status,
             last_tested_at: self.last_tested_at.as_deref(),
             last_error: self.last_error.as_deref(),
+            last_success_at: self.last_success_at.as_deref(),
+            status_changed_at: self
+                .status_changed_at
+                .as_deref()
+                .unwrap_or(&self.created_at),
             created_at: &self.created_at,
             updated_at: &self.updated_at,
             version: self.version,
@@ -242,6 +314,11 @@ mod tests {
             breaker: None,
             due_shard: None,
             next_probe_at: None,
+            result_id: None,
+            last_result: None,
+            last_success_at: None,
+            status_changed_at: None,
+            outbox: None,
         };
         let v = serde_json::to_value(c.view()).unwrap();
         assert!(v.get("authConfig").is_none());

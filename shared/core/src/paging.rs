@@ -22,6 +22,19 @@ pub fn parse_cursor(raw: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// A history page's cursor: the id of the last result of the previous page.
+pub fn parse_result_cursor(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(c) if !crate::ids::is_result_id(&c) => Err(ApiError::new(
+            400,
+            "invalid_cursor",
+            "cursor must be the id of the last result of the previous page",
+        )
+        .with_details(vec![FieldProblem::new("cursor", "not a result id")])),
+        other => Ok(other),
+    }
+}
+
 pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),

@@ -15,9 +15,10 @@ use tracing::Instrument;
 /// The roles allowed on each route of the API (`METHOD /path` as API Gateway's `routeKey`).
 pub fn roles_for_route(route_key: &str) -> Option<&'static [Role]> {
     match route_key {
-        "GET /api/v1/connectors" | "GET /api/v1/connectors/{id}" | "GET /api/v1/tunnel-key" => {
-            Some(READ_ROLES)
-        }
+        "GET /api/v1/connectors"
+        | "GET /api/v1/connectors/{id}"
+        | "GET /api/v1/connectors/{id}/tests"
+        | "GET /api/v1/tunnel-key" => Some(READ_ROLES),
         "POST /api/v1/connectors"
         | "PUT /api/v1/connectors"
         | "DELETE /api/v1/connectors"

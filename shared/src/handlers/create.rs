@@ -121,6 +121,11 @@ async fn run<S: ConnectorWriter + IdempotentAnswers, E: SecretSealer>(
         breaker: None,
         due_shard: None,
         next_probe_at: None,
+        result_id: None,
+        last_result: None,
+        last_success_at: None,
+        status_changed_at: None,
+        outbox: None,
     };
     // Due at once: the next sweep probes it.
     connector.schedule(None);

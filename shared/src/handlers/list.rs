@@ -1,4 +1,5 @@
-//! GET /api/v1/connectors (a page) and GET /api/v1/connectors/{id} (one connector).
+//! GET /api/v1/connectors (a page), GET /api/v1/connectors/{id} (one connector) and
+//! GET /api/v1/connectors/{id}/tests (its history, `history.rs`).
 
 use super::{respond, BASE_PATH};
 use crate::deadline::{crud_answer_by, within};
@@ -8,11 +9,12 @@ use crate::identity::{identify, READ_ROLES};
 use crate::ids::is_requested_id;
 use crate::model::ConnectorView;
 pub use crate::paging::{parse_cursor, parse_limit, DEFAULT_LIMIT, MAX_LIMIT};
-use crate::store::ConnectorReader;
+use crate::store::{ConnectorReader, History};
 use crate::telemetry::request::observed;
 use crate::token::TokenVerifier;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,23 +25,29 @@ struct ListBody<'a> {
     next_cursor: Option<&'a str>,
 }
 
-pub async fn handle<S: ConnectorReader>(
+/// `history`: how long results stay in a connector's history (`HISTORY_DAYS`).
+pub async fn handle<S: ConnectorReader + History>(
     store: &S,
     verifier: Option<&TokenVerifier>,
     req: Request,
+    history: Duration,
 ) -> Response<Body> {
     observed("list", req, |req| async move {
-        respond(within(crud_answer_by(&req), run(store, verifier, &req)).await)
+        respond(within(crud_answer_by(&req), run(store, verifier, &req, history)).await)
     })
     .await
 }
 
-async fn run<S: ConnectorReader>(
+async fn run<S: ConnectorReader + History>(
     store: &S,
     verifier: Option<&TokenVerifier>,
     req: &Request,
+    history: Duration,
 ) -> Result<Response<Body>, ApiError> {
     let who = identify(req, verifier, READ_ROLES).await?;
+    if let Some(id) = history_id(req) {
+        return super::history::page(store, &who.tenant_id, &id, req, history).await;
+    }
     if let Some(id) = detail_id(req) {
         if !is_requested_id(&id) {
             return Err(ApiError::invalid_id("id"));
@@ -65,6 +73,14 @@ async fn run<S: ConnectorReader>(
         next_cursor,
     };
     Ok(json(200, &body))
+}
+
+/// The `{id}` of `GET /api/v1/connectors/{id}/tests`.
+fn history_id(req: &Request) -> Option<String> {
+    let path = req.uri().path().trim_end_matches('/');
+    let rest = path.strip_prefix(BASE_PATH)?.strip_prefix('/')?;
+    let id = rest.strip_suffix(super::history::SUFFIX)?;
+    Some(path_param(req, "id").unwrap_or_else(|| id.to_string()))
 }
 
 /// The `{id}` of `GET /api/v1/connectors/{id}`: from API Gateway's path parameters, or the raw path.

@@ -4,6 +4,7 @@ pub mod authorizer;
 pub mod create;
 pub mod delete;
 pub mod dry_run;
+pub mod history;
 pub mod list;
 pub mod sweep;
 pub mod test;

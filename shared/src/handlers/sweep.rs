@@ -15,6 +15,7 @@ use crate::envelope::SecretSealer;
 use crate::error::ApiError;
 use crate::http::json;
 use crate::ids::{format_rfc3339, parse_rfc3339};
+use crate::model::Trigger;
 use crate::model::{shard_key, Connector, Status, DUE_SHARDS};
 use crate::probe::report::ProbeCode;
 use crate::probe::Probe;
@@ -348,7 +349,7 @@ where
         let Ok(admitted) = self.admit(current, SystemTime::now()).await else {
             return Swept::Skipped;
         };
-        match Box::pin(self.test(admitted, TenantKey::Unread)).await {
+        match Box::pin(self.test(admitted, TenantKey::Unread, Trigger::Scheduled)).await {
             Ok(t) if t.diagnostics.code == ProbeCode::Ok => Swept::Ok,
             Ok(_) => Swept::Failed,
             Err(e) => {

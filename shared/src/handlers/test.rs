@@ -12,6 +12,7 @@ use crate::ids::format_rfc3339;
 use crate::limits::breaker::{Breaker, CircuitState};
 use crate::limits::rate::RateDecision;
 use crate::model::ConnectorView;
+use crate::model::Trigger;
 use crate::probe::report::Diagnostics;
 use crate::probe::Probe;
 use crate::store::{ConnectorReader, ConnectorWriter, RateBucket, TunnelKeys};
@@ -140,7 +141,9 @@ where
         let (current, key) = self.store.connector_and_tunnel_key(tenant, &id).await?;
         let current = current.ok_or_else(ApiError::not_found)?;
         let current = self.admit(current, now).await?;
-        let tested = self.test(current, TenantKey::Read(key)).await?;
+        let tested = self
+            .test(current, TenantKey::Read(key), Trigger::Manual)
+            .await?;
         let masked = masked(tested.secret.as_ref());
         let breaker = tested.connector.breaker.unwrap_or_default();
         let body = TestBody {

@@ -12,7 +12,7 @@ use crate::kinds::aws as aws_identity;
 use crate::kinds::saas_api::take_config_api_key;
 use crate::kinds::sftp::carry_host_key_pin;
 use crate::kinds::{check_auth_config, check_config, present_fields};
-use crate::model::{field_names, Connector, PlainSecret, Status};
+use crate::model::{field_names, Connector, Outbox, PlainSecret, Status, Trigger};
 use crate::store::{ConnectorReader, ConnectorWriter, StoreError};
 use crate::token::TokenVerifier;
 use crate::validate::{parse_update, Change, ConnectorPatch};
@@ -84,7 +84,7 @@ async fn apply<E: SecretSealer>(
     current: &Connector,
     patch: &ConnectorPatch,
 ) -> Result<Connector, ApiError> {
-    let mut next = current.clone();
+    let mut next = current.next_write();
     if let Some(name) = &patch.name {
         next.name = name.clone();
     }
@@ -205,6 +205,16 @@ async fn apply<E: SecretSealer>(
     }
     next.updated_at = now_rfc3339();
     next.version = current.version + 1;
+    // A status change is an event: the write carries it (the stream is the outbox), with an id
+    // derived from the write so a redelivered record repeats it.
+    if next.status != current.status {
+        next.status_changed_at = Some(next.updated_at.clone());
+        next.outbox = Some(Outbox {
+            event_id: format!("{}-v{}", next.id, next.version),
+            trigger: Trigger::Update,
+            request_id: crate::telemetry::scope::request_id(),
+        });
+    }
     // A changed destination is due at once; otherwise the schedule stays (or leaves, if inactive).
     let due_now = patch.touches_config() || current.status == Status::Inactive;
     next.schedule(due_now.then(|| next.updated_at.clone()));

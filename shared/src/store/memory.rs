@@ -4,8 +4,8 @@
 //! emulator. The integration tests keep DynamoDB's own wire for what only it can show.
 
 use super::{
-    ConnectorReader, ConnectorWriter, DueConnectors, IdempotentAnswers, Page, RateBucket,
-    Remembered, ShardLeases, StoreError, TunnelKeyRecord, TunnelKeys,
+    ConnectorReader, ConnectorWriter, DueConnectors, History, HistoryItem, IdempotentAnswers, Page,
+    RateBucket, Remembered, ShardLeases, StoreError, TunnelKeyRecord, TunnelKeys,
 };
 use crate::model::Connector;
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +22,8 @@ struct Tables {
     rate: HashMap<String, u64>,
     leases: HashMap<String, (String, u64)>,
     tunnel_keys: HashMap<String, TunnelKeyRecord>,
+    /// (tenant, connector, result id) → item, in key order as the table keeps them.
+    results: BTreeMap<(String, String, String), HistoryItem>,
     /// Writes that fail with `Conflict` before succeeding (a concurrent writer, simulated).
     conflicts_ahead: usize,
 }
@@ -149,6 +151,52 @@ impl ConnectorWriter for MemoryStore {
         t.names.remove(&name_of(c));
         *t.counts.entry(c.tenant_id.clone()).or_default() -= 1;
         Ok(())
+    }
+}
+
+impl History for MemoryStore {
+    async fn put_result(&self, tenant: &str, item: &HistoryItem) -> Result<(), StoreError> {
+        let key = (
+            tenant.to_string(),
+            item.connector_id.clone(),
+            item.result_id.clone(),
+        );
+        self.lock().results.insert(key, item.clone());
+        Ok(())
+    }
+
+    async fn results(
+        &self,
+        tenant: &str,
+        connector: &str,
+        before: Option<&str>,
+        oldest: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryItem>, StoreError> {
+        let t = self.lock();
+        Ok(t.results
+            .iter()
+            .rev()
+            .filter(|((tn, c, r), _)| tn == tenant && c == connector && r.as_str() >= oldest)
+            .filter(|((_, _, r), _)| before.is_none_or(|b| r.as_str() < b))
+            .take(limit)
+            .map(|(_, item)| item.clone())
+            .collect())
+    }
+
+    async fn newer_count(
+        &self,
+        tenant: &str,
+        connector: &str,
+        result: &str,
+        oldest: &str,
+    ) -> Result<usize, StoreError> {
+        let t = self.lock();
+        Ok(t.results
+            .keys()
+            .filter(|(tn, c, r)| tn == tenant && c == connector && r.as_str() >= oldest)
+            .filter(|(_, _, r)| r.as_str() >= result)
+            .count())
     }
 }
 

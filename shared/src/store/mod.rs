@@ -10,6 +10,7 @@
 //! | rate bucket | `TENANT#<tenant>` | `RATE`                    |
 //! | idempotency | `TENANT#<tenant>` | `IDEMPOTENCY#<key>`       |
 //! | tunnel key  | `TENANT#<tenant>` | `TUNNEL_KEY`              |
+//! | result      | `TENANT#<tenant>` | `RESULT#<connector>#<result id>` |
 //! | shard lease | `SWEEP`           | `LEASE#<shard>`           |
 //!
 //! The sparse global index `due` (`dueShard` / `nextProbeAt`, keys only) holds the connectors the
@@ -21,7 +22,7 @@ pub mod memory;
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
-use crate::model::{Connector, SealedSecret};
+use crate::model::{Connector, SealedSecret, TestResult};
 use std::future::Future;
 
 /// What can go wrong in the store, in terms a handler can answer with.
@@ -105,6 +106,50 @@ pub trait TunnelKeys: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = Result<(Option<Connector>, Option<TunnelKeyRecord>), StoreError>> + Send;
+}
+
+/// One item of a connector's test history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    pub result_id: String,
+    pub connector_id: String,
+    #[serde(flatten)]
+    pub result: TestResult,
+    /// Epoch seconds after which the table's TTL may delete it (readers do not wait for that).
+    pub expires_at: u64,
+}
+
+/// The most results a connector's history shows.
+pub const HISTORY_MAX: usize = 100;
+
+/// Test histories.
+pub trait History: Send + Sync {
+    /// Writes a result's history item; rewriting the same result id writes the same item.
+    fn put_result(
+        &self,
+        tenant: &str,
+        item: &HistoryItem,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` results of a connector, newest first, made at or after the result id
+    /// `oldest` and older than `before` (a cursor), if given.
+    fn results(
+        &self,
+        tenant: &str,
+        connector: &str,
+        before: Option<&str>,
+        oldest: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HistoryItem>, StoreError>> + Send;
+    /// How many results of a connector, made at or after `oldest`, are at least as new as
+    /// `result` (itself included): where a cursor stands in the history.
+    fn newer_count(
+        &self,
+        tenant: &str,
+        connector: &str,
+        result: &str,
+        oldest: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// Writing connectors; every multi-item write is one transaction.

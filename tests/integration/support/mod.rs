@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 
 pub const TABLE: &str = "connectors-it";
+/// How long results stay in a history (`HISTORY_DAYS`'s default).
+pub const HISTORY: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 const SECRET: &str = "integration-test-secret";
 const ISSUER: &str = "connectors-api-local";
 const AUDIENCE: &str = "connectors-api";
@@ -338,7 +340,7 @@ impl Call {
         let v = Some(&st.verifier);
         let resp = match (self.method, self.path.as_str()) {
             ("GET", tunnel_key::PATH) => tunnel_key::handle(&st.store, &st.sealer, v, req).await,
-            ("GET", _) => list::handle(&st.store, v, req).await,
+            ("GET", _) => list::handle(&st.store, v, req, crate::support::HISTORY).await,
             ("POST", "/api/v1/connectors") => create::handle(&st.store, &st.sealer, v, req).await,
             ("PUT", "/api/v1/connectors") => update::handle(&st.store, &st.sealer, v, req).await,
             ("DELETE", "/api/v1/connectors") => delete::handle(&st.store, v, req).await,

@@ -82,7 +82,8 @@ impl DynamoStore {
 /// breaker and the sweep's keys are not read. Decoding DynamoDB's answer was 40% of list's
 /// instructions, the sealed secret (KMS blob, ciphertext, key ARN) the largest part of each item.
 const LIST_PROJECTION: &str = "id, tenantId, #name, #type, description, config, authMethod, \
-     authConfigFields, #status, lastTestedAt, lastError, createdAt, updatedAt, #version";
+     authConfigFields, #status, lastTestedAt, lastError, lastSuccessAt, statusChangedAt, createdAt, \
+     updatedAt, #version";
 
 /// `LIST_PROJECTION`'s reserved words.
 fn list_projection_names() -> HashMap<String, String> {

@@ -1,6 +1,7 @@
 //! The DynamoDB implementation of the store's traits: one table, every key shape here.
 
 mod connectors;
+mod history;
 mod idempotency;
 mod rate;
 mod sweep;
