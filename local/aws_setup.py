@@ -2,7 +2,10 @@
 the environment the functions need, one KEY=VALUE a line.
 
 Usage: aws_setup.py ENDPOINT_URL TABLE_NAME
-The table mirrors template.yaml: string keys pk/sk, the sparse keys-only `due` index, on-demand billing.
+The table mirrors template.yaml: string keys pk/sk, the sparse keys-only `due` index, on-demand
+billing, a NEW_AND_OLD_IMAGES stream (the publisher's outbox). Also: the status-change events'
+dead-letter queue, and on the default bus a rule sending "Connector Status Changed" events to the
+queue `connector-events`, so they can be read (EVENTS_QUEUE_URL).
 """
 
 import sys
@@ -43,7 +46,19 @@ def main() -> int:
                 }
             ],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
+    elif "StreamSpecification" not in dynamodb.describe_table(TableName=table)["Table"]:
+        dynamodb.update_table(TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    events = session.client("events", endpoint_url=endpoint)
+    dlq_url = sqs.create_queue(QueueName="connector-events-dead-letters")["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName="connector-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="connector-status-changes", EventBusName="default",
+                    EventPattern='{"source": ["connectors-api"], "detail-type": ["Connector Status Changed"]}')
+    events.put_targets(Rule="connector-status-changes", EventBusName="default", Targets=[{"Id": "queue", "Arn": queue_arn}])
 
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
     key_id = aliases.get(ALIAS)
@@ -57,6 +72,9 @@ def main() -> int:
     print("AWS_SECRET_ACCESS_KEY=test")
     print(f"TABLE_NAME={table}")
     print(f"KMS_KEY_ID={key_id}")
+    print("EVENT_BUS_NAME=default")
+    print(f"EVENTS_DLQ_URL={dlq_url}")
+    print(f"EVENTS_QUEUE_URL={queue_url}")
     return 0
 
 

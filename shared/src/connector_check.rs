@@ -105,11 +105,12 @@ impl<S: TunnelKeys, E: SecretSealer, P> Tester<S, E, P> {
     pub async fn open_with_tunnel_key(
         &self,
         tenant: &str,
+        kind: ConnectorType,
         config: &Map<String, Value>,
         known: TenantKey,
         secret: impl std::future::Future<Output = Result<Option<PlainSecret>, ApiError>>,
     ) -> Result<(Option<PlainSecret>, Option<PlainSecret>), ApiError> {
-        if !tunnel::wants_tenant_key(config) {
+        if !tunnel::wants_tenant_key(kind, config) {
             return Ok((secret.await?, None));
         }
         let record = match known {
@@ -221,7 +222,13 @@ where
             }
         };
         let (secret, tunnel_key) = self
-            .open_with_tunnel_key(&current.tenant_id, &current.config, key, secret)
+            .open_with_tunnel_key(
+                &current.tenant_id,
+                current.kind,
+                &current.config,
+                key,
+                secret,
+            )
             .await?;
         let auth_fields = match &secret {
             Some(s) => present_fields(&s.0),
@@ -292,7 +299,8 @@ where
             if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.host_key) {
                 pin_first_host_key(next.kind, &mut next.config, seen);
             }
-            if let (ProbeCode::Ok, Some(seen)) = (d.code, &d.tunnel_host_key) {
+            // The bastion's key once it accepted the login, whatever the target behind it did.
+            if let Some(seen) = &d.tunnel_host_key {
                 tunnel::pin_first_host_key(&mut next.config, seen);
             }
             next.breaker = Some(self.breaker.record(

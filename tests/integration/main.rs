@@ -9,6 +9,7 @@ mod custody;
 mod dry_run;
 mod events;
 mod faults;
+mod history;
 mod hostile;
 mod hostile_peers;
 mod identity;

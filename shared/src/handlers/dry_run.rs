@@ -80,9 +80,13 @@ where
         };
         let given = proposal.secret;
         let (secret, tunnel_key) = self
-            .open_with_tunnel_key(tenant, &proposal.config, TenantKey::Unread, async {
-                Ok(given)
-            })
+            .open_with_tunnel_key(
+                tenant,
+                proposal.kind,
+                &proposal.config,
+                TenantKey::Unread,
+                async { Ok(given) },
+            )
             .await?;
         let mut diagnostics = self
             .probe_counted(Source {

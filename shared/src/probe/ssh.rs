@@ -53,6 +53,95 @@ impl client::Handler for HostKey {
         }
         Ok(accepted)
     }
+
+    // A probe opens its own channels and accepts none from the server: a hostile server opening
+    // channel after channel would otherwise grow the session without bound. Dropping the reply
+    // rejects the channel.
+    async fn server_channel_open_session(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: &str,
+        _: u32,
+        _: &str,
+        _: u32,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: &str,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: &str,
+        _: u32,
+        _: &str,
+        _: u32,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: &str,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _: russh::Channel<client::Msg>,
+        _: &str,
+        _: u32,
+        _: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The client settings of a probe's SSH session: inactivity bounded, and few packets buffered
+/// per channel (russh re-opens the window on arrival, not on read: 100 packets of up to 256 KiB
+/// each would let a server park 26 MB per probe).
+pub(crate) fn client_config(inactivity: Duration) -> Arc<client::Config> {
+    Arc::new(client::Config {
+        inactivity_timeout: Some(inactivity),
+        channel_buffer_size: 8,
+        ..client::Config::default()
+    })
 }
 
 fn failure(code: ProbeCode, message: impl Into<String>) -> Failure {
@@ -77,10 +166,7 @@ pub async fn login<S: super::wire::Io + 'static>(
         pinned: login.pinned.map(str::to_string),
         seen: seen.clone(),
     };
-    let config = Arc::new(client::Config {
-        inactivity_timeout: Some(limit),
-        ..client::Config::default()
-    });
+    let config = client_config(limit);
     let started = Instant::now();
     let connected =
         tokio::time::timeout(limit, client::connect_stream(config, stream, handler)).await;

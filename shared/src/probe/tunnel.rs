@@ -21,7 +21,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// the channel).
 pub struct Tunnelled {
     stream: ChannelStream<Msg>,
-    _session: client::Handle<HostKey>,
+    session: Option<client::Handle<HostKey>>,
+}
+
+impl Drop for Tunnelled {
+    /// Ends the bastion session with the probe: its task would otherwise live on as long as a
+    /// server keeps it busy, into later invocations.
+    fn drop(&mut self) {
+        let (Some(session), Ok(runtime)) =
+            (self.session.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let bye = session.disconnect(russh::Disconnect::ByApplication, "", "en");
+            let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+        });
+    }
 }
 
 impl AsyncRead for Tunnelled {
@@ -60,20 +76,30 @@ enum Credential<'a> {
 const NO_TENANT_KEY: &str = "this tenant has no tunnel key yet: GET /api/v1/tunnel-key and add its publicKey to the bastion's authorized_keys (or give authConfig.tunnel.privateKey or password)";
 
 async fn credential<'a>(auth: &TunnelAuth<'a>) -> Result<Credential<'a>, Failure> {
-    let key = |e: Failure| {
-        Failure::new(
-            ProbeCode::InvalidConfig,
-            e.message.replace("authConfig.privateKey", "the tunnel key"),
-        )
+    let named = |name: &'static str| {
+        move |e: Failure| {
+            Failure::new(
+                ProbeCode::InvalidConfig,
+                e.message.replace("authConfig.privateKey", name),
+            )
+        }
     };
     match auth {
         TunnelAuth::TenantKey(None) => Err(Failure::new(ProbeCode::InvalidConfig, NO_TENANT_KEY)),
         TunnelAuth::TenantKey(Some(pem)) => Ok(Credential::Key(
-            Box::new(super::kdf::ssh_key(pem, None).await.map_err(key)?),
+            Box::new(
+                super::kdf::ssh_key(pem, None)
+                    .await
+                    .map_err(named("the tenant's tunnel key"))?,
+            ),
             "the tenant's tunnel key",
         )),
         TunnelAuth::Key { pem, passphrase } => Ok(Credential::Key(
-            Box::new(super::kdf::ssh_key(pem, *passphrase).await.map_err(key)?),
+            Box::new(
+                super::kdf::ssh_key(pem, *passphrase)
+                    .await
+                    .map_err(named("authConfig.tunnel.privateKey"))?,
+            ),
             "authConfig.tunnel.privateKey",
         )),
         TunnelAuth::Password(p) => Ok(Credential::Password(p)),
@@ -96,10 +122,7 @@ pub async fn open(
         pinned: tunnel.pinned.map(str::to_string),
         seen: seen.clone(),
     };
-    let config = Arc::new(client::Config {
-        inactivity_timeout: Some(limit * 4),
-        ..client::Config::default()
-    });
+    let config = super::ssh::client_config(limit * 4);
     let started = Instant::now();
     let connected =
         tokio::time::timeout(limit, client::connect_stream(config, bastion, handler)).await;
@@ -135,7 +158,6 @@ pub async fn open(
         ms,
         format!("bastion {bastion}, host key {fingerprint}"),
     );
-    rec.tunnel_host_key(&fingerprint);
     let started = Instant::now();
     let auth = login(&mut session, tunnel.username, credential, limit).await;
     let ms = started.elapsed().as_millis() as u64;
@@ -149,6 +171,9 @@ pub async fn open(
         Err(f) => rec.record(StepName::TunnelAuth, false, ms, f.message.clone()),
     }
     auth?;
+    // The bastion accepted the login: its key is the one to trust on first use (even if the
+    // target behind it then fails), so the next test sends nothing to another server.
+    rec.tunnel_host_key(&fingerprint);
     let started = Instant::now();
     let (host, port) = target;
     let opened = tokio::time::timeout(
@@ -183,7 +208,7 @@ pub async fn open(
     );
     Ok(Tunnelled {
         stream: channel.into_stream(),
-        _session: session,
+        session: Some(session),
     })
 }
 

@@ -40,7 +40,7 @@ pub struct Stack {
     pub verifier: TokenVerifier,
 }
 
-fn endpoint() -> String {
+pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
         let port = std::env::var("AWS_EMULATOR_PORT").unwrap_or_else(|_| "4566".into());
         format!("http://127.0.0.1:{port}")

@@ -29,6 +29,7 @@ pub const FAMILY: Family = Family {
     },
     auth_config,
     config_rules: super::no_config_rules,
+    tunnel: false,
     input,
 };
 

@@ -22,6 +22,7 @@ pub const FAMILY: Family = Family {
     config_field,
     auth_config: no_auth_rules,
     config_rules: super::no_config_rules,
+    tunnel: false,
     input,
 };
 

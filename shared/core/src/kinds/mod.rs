@@ -145,6 +145,8 @@ pub struct Family {
     pub config_rules: fn(ConnectorType, &Map<String, Value>) -> Vec<FieldProblem>,
     /// The authConfig rules (checked on the final, unmasked authConfig).
     pub auth_config: fn(ConnectorType, &Map<String, Value>) -> Vec<FieldProblem>,
+    /// True when the family's servers may sit behind an SSH bastion (`config.tunnel`).
+    pub tunnel: bool,
     /// The typed probe input, parsed once from config and the opened authConfig.
     pub input: for<'a> fn(Source<'a>) -> Result<Input<'a>, String>,
 }

@@ -32,6 +32,7 @@ pub const FAMILY: Family = Family {
     config_field,
     auth_config: |_, auth| tunnel::check_auth(auth),
     config_rules,
+    tunnel: true,
     input,
 };
 
@@ -64,7 +65,7 @@ fn config_field(kind: ConnectorType, field: &str, value: &Value) -> Option<Strin
 fn config_rules(_: ConnectorType, config: &Map<String, Value>) -> Vec<FieldProblem> {
     let srv = forms::text(config, CONNECTION_STRING)
         .is_some_and(|u| u.starts_with("mongodb+srv://") && !config.contains_key("host"));
-    match srv && tunnel::wants_tenant_key(config) {
+    match srv && tunnel::wants_tenant_key(ConnectorType::Mongodb, config) {
         true => vec![FieldProblem::new(
             format!("config.{TUNNEL}"),
             "a mongodb+srv:// cluster cannot be reached through a tunnel; give host (and port)",

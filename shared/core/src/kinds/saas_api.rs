@@ -41,6 +41,7 @@ pub const FAMILY: Family = Family {
     },
     auth_config: no_auth_rules,
     config_rules: super::no_config_rules,
+    tunnel: false,
     input,
 };
 

@@ -25,6 +25,7 @@ pub const FAMILY: Family = Family {
     config_field,
     auth_config,
     config_rules: super::no_config_rules,
+    tunnel: true,
     input,
 };
 

@@ -21,6 +21,7 @@ pub const FAMILY: Family = Family {
     config_field,
     auth_config: |_, auth| tunnel::check_auth(auth),
     config_rules: super::no_config_rules,
+    tunnel: true,
     input,
 };
 

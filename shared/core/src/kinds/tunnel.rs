@@ -68,7 +68,8 @@ pub fn check(kind: ConnectorType, value: &Value) -> Option<String> {
         }
     }
     match t.get(PIN) {
-        Some(pin) if !super::sftp::is_fingerprint(pin) => problem(
+        // null: no pin (an update's way of removing one).
+        Some(pin) if !pin.is_null() && !super::sftp::is_fingerprint(pin) => problem(
             PIN,
             "must be an OpenSSH SHA-256 fingerprint (SHA256: and 43 base64 characters)".into(),
         ),
@@ -147,8 +148,8 @@ pub fn parse<'a>(s: &Source<'a>) -> Result<Option<Tunnel<'a>>, String> {
 /// True when the connector's tunnel logs in with the tenant's platform key (so a test reads the
 /// key with the connector). A stored `authConfig.tunnel` credential is only known once opened:
 /// this asks for the key whenever a tunnel is set, and the probe uses it only if needed.
-pub fn wants_tenant_key(config: &Map<String, Value>) -> bool {
-    config.get(TUNNEL).is_some_and(Value::is_object)
+pub fn wants_tenant_key(kind: ConnectorType, config: &Map<String, Value>) -> bool {
+    kind.family().tunnel && config.get(TUNNEL).is_some_and(Value::is_object)
 }
 
 /// The bastion as a destination: host (case, trailing dot), port (22 when absent), user and pin.
@@ -191,10 +192,13 @@ pub fn carry_pin(stored: &Map<String, Value>, next: &mut Map<String, Value>) {
             new.remove(PIN);
         }
         None => {
-            let same = ["host", "port", "username"]
-                .iter()
-                .all(|k| old.get(*k) == new.get(*k));
-            if let (true, Some(pin)) = (same, old.get(PIN)) {
+            // The same bastion as `destination` sees it (case, a trailing dot, port 22 omitted).
+            let bastion = |t: &Map<String, Value>| {
+                let mut t = t.clone();
+                t.remove(PIN);
+                destination(Some(&Value::Object(t)))
+            };
+            if let (true, Some(pin)) = (bastion(old) == bastion(new), old.get(PIN)) {
                 new.insert(PIN.into(), pin.clone());
             }
         }

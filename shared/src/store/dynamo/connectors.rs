@@ -70,8 +70,10 @@ impl DynamoStore {
     /// One BatchGetItem (≤ 100 keys) of connectors.
     async fn get_batch(&self, chunk: &[(String, String)]) -> Result<Vec<Connector>, StoreError> {
         let keys = chunk.iter().map(|(t, id)| connector_key(t, id)).collect();
+        // The sweep reads due connectors in batches: one left unprocessed stays due for the next run.
         self.read_batch(keys)
             .await?
+            .0
             .into_iter()
             .map(from_item)
             .collect()

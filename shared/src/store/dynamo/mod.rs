@@ -137,9 +137,9 @@ impl DynamoStore {
     }
 
     /// One BatchGetItem (≤ 100 keys), strongly consistent, retrying the keys DynamoDB left
-    /// unprocessed (it does so under throttling) a few times with a short backoff; keys still
-    /// unprocessed are left out.
-    async fn read_batch(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    /// unprocessed (it does so under throttling) a few times with a short backoff; the items
+    /// found, and how many keys were still unprocessed (neither found nor known missing).
+    async fn read_batch(&self, keys: Vec<Item>) -> Result<(Vec<Item>, usize), StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut pending = keys;
         for attempt in 0..4u32 {
@@ -174,7 +174,7 @@ impl DynamoStore {
         if !pending.is_empty() {
             tracing::warn!(left = pending.len(), "BatchGetItem left keys unprocessed");
         }
-        Ok(found)
+        Ok((found, pending.len()))
     }
 }
 

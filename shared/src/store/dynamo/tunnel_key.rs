@@ -67,9 +67,13 @@ impl TunnelKeys for DynamoStore {
         if !crate::ids::is_connector_id(id) {
             return Ok((None, None));
         }
-        let items = self
+        let (items, unprocessed) = self
             .read_batch(vec![connector_key(tenant, id), tunnel_key_key(tenant)])
             .await?;
+        // A key DynamoDB did not get to is not a missing item: a 503, not a 404.
+        if unprocessed > 0 {
+            return Err(StoreError::Unavailable);
+        }
         let (mut connector, mut key) = (None, None);
         for item in items {
             match is_tunnel_key(&item) {
