@@ -59,6 +59,13 @@ cat <<MSG
            "authMethod": "access_key", "authConfig": {"username": "svc_kaireon", "password": "secret"}}'
     curl -s $url -H "Authorization: Bearer \$TOKEN"
 
+  History and events: the table's stream is read here and handed to the publisher (the test
+  function's stream event kind), a second or so behind each write:
+    curl -s $url/<id>/tests -H "Authorization: Bearer \$TOKEN"
+    .venv/bin/python -c "import boto3; print(boto3.client('sqs', endpoint_url='http://127.0.0.1:$emulator_port',
+      region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').receive_message(
+      QueueUrl='$(grep EVENTS_QUEUE_URL "$env_file" | cut -d= -f2-)', MaxNumberOfMessages=10).get('Messages'))"
+
   Ctrl-C stops everything.
 
 MSG
@@ -67,4 +74,8 @@ MSG
 # it, so every idle function died after 30 s. Each function bounds its own work instead
 # (FUNCTION_TIMEOUT_SECONDS above). Only sources trigger a rebuild: see .cargolambdaignore.
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$env_file" &
-wait $!
+watch_pid=$!
+# The stream → the publisher, as Lambda's event source mapping does in AWS (local/stream_reader.py).
+"$python3" local/stream_reader.py "http://127.0.0.1:$emulator_port" "$table" \
+  "http://127.0.0.1:$port/2015-03-31/functions/test/invocations" &
+wait $watch_pid

@@ -359,3 +359,132 @@ fn attribute(v: &Value) -> Option<AttributeValue> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use std::sync::Mutex;
+
+    /// A bus that accepts (or refuses) and remembers what it was given.
+    #[derive(Default)]
+    struct Recording {
+        refuse: bool,
+        got: Mutex<Vec<StatusEvent>>,
+    }
+
+    impl EventBus for Recording {
+        async fn put(&self, event: &StatusEvent) -> bool {
+            self.got.lock().unwrap().push(event.clone());
+            !self.refuse
+        }
+    }
+
+    impl DeadLetters for Recording {
+        async fn keep(&self, event: &StatusEvent) -> bool {
+            self.got.lock().unwrap().push(event.clone());
+            !self.refuse
+        }
+    }
+
+    fn sample() -> Vec<Value> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/stream-batch.json"
+        ))
+        .unwrap();
+        let event: Value = serde_json::from_str(&text).unwrap();
+        stream_records(&event).unwrap().clone()
+    }
+
+    fn publisher(
+        bus: Recording,
+        dlq: Option<Recording>,
+    ) -> Publisher<MemoryStore, Recording, Recording> {
+        Publisher {
+            store: MemoryStore::default(),
+            bus,
+            dead_letters: dlq,
+            history: Duration::from_secs(86_400),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_result_write_gives_its_history_item_and_a_status_change_one_event() {
+        let p = publisher(Recording::default(), None);
+        let records = sample();
+        assert_eq!(p.handle(&records).await, json!({"batchItemFailures": []}));
+        assert_eq!(
+            p.handle(&records).await,
+            json!({"batchItemFailures": []}),
+            "a redelivery"
+        );
+        let items = p
+            .store
+            .results("acme", "conn_01JDX6B3N0Q4Z8M7K2V5T9R1SA", None, "0", 10)
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 1, "the redelivery rewrote the same item");
+        assert_eq!(items[0].result.code, "ok");
+        let got = p.bus.got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], got[1], "the same event, the same id");
+        let e = &got[0];
+        assert_eq!(
+            (e.previous_status, e.status, e.trigger),
+            (Status::Pending, Status::Active, Trigger::Manual)
+        );
+        assert_eq!(e.event_id, "01JDX6F2M8K3N5P7Q9R1S3T5V7");
+        assert_eq!(e.code.as_deref(), Some("ok"));
+        let detail = serde_json::to_value(e).unwrap();
+        assert_eq!(detail["type"], "postgresql");
+        assert!(detail.get("config").is_none() && detail.get("authConfig").is_none());
+    }
+
+    #[tokio::test]
+    async fn no_outbox_no_change_and_a_refused_event_is_dead_lettered_or_retried() {
+        // The same write without a status change: a history item, no event.
+        let mut same = sample();
+        same[0]["dynamodb"]["OldImage"]["status"] = json!({"S": "active"});
+        let p = publisher(Recording::default(), None);
+        p.handle(&same).await;
+        assert!(p.bus.got.lock().unwrap().is_empty());
+        // A write without an outbox (a rename): nothing at all.
+        let mut plain = sample();
+        plain[0]["dynamodb"]["NewImage"]
+            .as_object_mut()
+            .unwrap()
+            .remove("outbox");
+        let p = publisher(Recording::default(), None);
+        p.handle(&plain).await;
+        assert!(p.bus.got.lock().unwrap().is_empty());
+        assert!(p
+            .store
+            .results("acme", "conn_01JDX6B3N0Q4Z8M7K2V5T9R1SA", None, "0", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // EventBridge refusing: three tries, then the dead-letter queue keeps the whole event.
+        let refusing = Recording {
+            refuse: true,
+            ..Recording::default()
+        };
+        let p = publisher(refusing, Some(Recording::default()));
+        assert_eq!(p.handle(&sample()).await, json!({"batchItemFailures": []}));
+        assert_eq!(p.bus.got.lock().unwrap().len(), ATTEMPTS as usize);
+        assert_eq!(
+            p.dead_letters.as_ref().unwrap().got.lock().unwrap().len(),
+            1
+        );
+        // And with no dead-letter queue, the record is reported for Lambda to retry.
+        let refusing = Recording {
+            refuse: true,
+            ..Recording::default()
+        };
+        let p = publisher(refusing, None);
+        assert_eq!(
+            p.handle(&sample()).await,
+            json!({"batchItemFailures": [{"itemIdentifier": "111100000000001234567890"}]})
+        );
+    }
+}

@@ -116,6 +116,47 @@ async fn every_sample_event_gets_its_expected_status() {
         "{dry}"
     );
 
+    // The history of the sample connector: its id names no stored connector here.
+    assert_eq!(
+        list::handle(
+            &st.store,
+            None,
+            request("history.json"),
+            crate::support::HISTORY
+        )
+        .await
+        .status(),
+        404
+    );
+    // A stream batch (a test that took the sample connector pending → active): the publisher
+    // writes its history item and publishes its event; nothing fails.
+    let publisher = shared::publisher::Publisher {
+        store: st.store.clone(),
+        bus: shared::publisher::EventBridgeBus::from_sdk(&st.sdk, "default"),
+        dead_letters: None::<shared::publisher::SqsDeadLetters>,
+        history: crate::support::HISTORY,
+    };
+    let batch = request("stream-batch.json");
+    let records = shared::publisher::stream_batch(&batch).expect("a stream batch");
+    let answer = publisher.respond(&batch, &records).await;
+    let answer: serde_json::Value = match answer.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    let items = shared::store::History::results(
+        &st.store,
+        "acme",
+        "conn_01JDX6B3N0Q4Z8M7K2V5T9R1SA",
+        None,
+        "00000000000000000000000000",
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].result_id, "01JDX6F2M8K3N5P7Q9R1S3T5V7");
+
     // Clean up so the fixed tenant of the samples starts empty on a reused emulator.
     let mut cleanup = request("delete.json");
     *cleanup.uri_mut() = format!("/api/v1/connectors?id={id}").parse().unwrap();
