@@ -5,7 +5,8 @@
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
 use connectors_core::http::json_object;
-use connectors_core::validate::{check_config, parse_create, parse_update};
+use connectors_core::kinds::check_config;
+use connectors_core::validate::{parse_create, parse_update};
 
 fuzz_target!(|data: &[u8]| {
     let req = Request::new(Body::Binary(data.to_vec()));
@@ -17,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     match parse_create(body.clone()) {
-        Ok(new) => assert!(check_config(new.kind, &new.config, false).len() < 64),
+        Ok(new) => assert!(check_config(new.kind, &new.config, &[]).len() < 64),
         Err(e) => assert!(e.status == 400 && !e.details.is_empty(), "{e:?}"),
     }
     if let Err(e) = parse_update(body) {

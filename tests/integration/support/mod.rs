@@ -167,6 +167,14 @@ pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
                 .unwrap(),
         )
         .billing_mode(BillingMode::PayPerRequest)
+        // As the template: the publisher's outbox.
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await;
     if let Err(e) = result {
