@@ -1,9 +1,11 @@
 """Creates the local stack's DynamoDB table and KMS key on the emulator (idempotent), and prints
 the environment the functions need, one KEY=VALUE a line.
 
-Usage: aws_setup.py ENDPOINT_URL TABLE_NAME
+Usage: aws_setup.py ENDPOINT_URL TABLE_NAME [--stream]
 The table mirrors template.yaml: string keys pk/sk, the sparse keys-only `due` index, on-demand
-billing, a NEW_AND_OLD_IMAGES stream (the publisher's outbox). Also: the status-change events'
+billing; with --stream (make local) a NEW_AND_OLD_IMAGES stream (the publisher's outbox). The
+benchmarks and the API fuzzer run without one: the emulator copies a table's stream into every
+transaction on it, which would make their timings grow with the run. Also: the status-change events'
 dead-letter queue, and on the default bus a rule sending "Connector Status Changed" events to the
 queue `connector-events`, so they can be read (EVENTS_QUEUE_URL).
 """
@@ -18,6 +20,7 @@ REGION = "us-east-1"
 
 def main() -> int:
     endpoint, table = sys.argv[1], sys.argv[2]
+    stream = "--stream" in sys.argv[3:]
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     kms = session.client("kms", endpoint_url=endpoint)
@@ -46,9 +49,9 @@ def main() -> int:
                 }
             ],
             BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}),
         )
-    elif "StreamSpecification" not in dynamodb.describe_table(TableName=table)["Table"]:
+    elif stream and "StreamSpecification" not in dynamodb.describe_table(TableName=table)["Table"]:
         dynamodb.update_table(TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
 
     sqs = session.client("sqs", endpoint_url=endpoint)

@@ -25,7 +25,7 @@ trap cleanup EXIT INT TERM
 local/emulator.sh "$emulator_port" "$state/emulator.pid"
 env_file="$state/env"
 python3=".venv/bin/python"
-"$python3" local/aws_setup.py "http://127.0.0.1:$emulator_port" "$table" >"$env_file"
+"$python3" local/aws_setup.py "http://127.0.0.1:$emulator_port" "$table" --stream >"$env_file"
 {
   echo "JWT_SECRET=${JWT_SECRET:?JWT_SECRET must be set (the Makefile sets a local default)}"
   echo "JWT_ISSUER=${JWT_ISSUER:-connectors-api-local}"

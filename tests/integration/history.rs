@@ -5,12 +5,12 @@
 use crate::support::listeners::{listen, Peer};
 use crate::support::{
     endpoint, probe_settings, stack, test_through, tester_probing_with, Call, Reply, Tenant,
-    HISTORY, TABLE,
+    HISTORY, STREAM_TABLE,
 };
 use serde_json::{json, Value};
-use shared::publisher::{
-    DeadLetters, EventBridgeBus, EventBus, Publisher, SqsDeadLetters, StatusEvent,
-};
+use shared::envelope::KmsEnvelope;
+use shared::handlers::test::Tester;
+use shared::publisher::{EventBridgeBus, EventBus, Publisher, SqsDeadLetters, StatusEvent};
 use shared::store::{DynamoStore, History, HistoryItem};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn stream_records(ids: &[&str]) -> Vec<Value> {
         .args([
             &format!("{root}/local/stream_reader.py"),
             &endpoint(),
-            TABLE,
+            STREAM_TABLE,
             "--once",
         ])
         .output()
@@ -146,10 +146,69 @@ impl EventBus for Flaky {
     }
 }
 
+/// The handlers and a tester on the stream table.
+struct OnStream {
+    store: DynamoStore,
+    tester: Tester<DynamoStore, KmsEnvelope>,
+}
+
+async fn on_stream() -> OnStream {
+    let store = DynamoStore::from_sdk(&stack().await.sdk, STREAM_TABLE);
+    let mut tester = tester_probing_with(probe_settings()).await;
+    tester.store = store.clone();
+    OnStream { store, tester }
+}
+
+impl OnStream {
+    async fn send(&self, call: Call) -> Reply {
+        call.send_to(&self.store, &self.tester).await
+    }
+
+    async fn create_id(&self, t: &Tenant, body: Value) -> String {
+        let r = self
+            .send(
+                Call::new("POST", "/api/v1/connectors")
+                    .bearer(&t.token)
+                    .json(body),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.raw);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn update(&self, t: &Tenant, body: Value) -> Reply {
+        self.send(
+            Call::new("PUT", "/api/v1/connectors")
+                .bearer(&t.token)
+                .json(body),
+        )
+        .await
+    }
+
+    async fn test(&self, t: &Tenant, id: &str) -> Reply {
+        test_through(&self.tester, t, id).await
+    }
+
+    async fn history(&self, t: &Tenant, id: &str, query: &str) -> Reply {
+        let mut call = Call::new("GET", &format!("/api/v1/connectors/{id}/tests"))
+            .path_id(id)
+            .bearer(&t.with_role("viewer"));
+        for pair in query
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap();
+            call = call.query(k, v);
+        }
+        self.send(call).await
+    }
+}
+
 async fn publisher<B: EventBus>(bus: B, dlq: &str) -> Publisher<DynamoStore, B, SqsDeadLetters> {
     let st = stack().await;
     Publisher {
-        store: st.store.clone(),
+        store: DynamoStore::from_sdk(&st.sdk, STREAM_TABLE),
         bus,
         dead_letters: Some(SqsDeadLetters::from_sdk(&st.sdk, dlq)),
         history: HISTORY,
@@ -162,14 +221,6 @@ async fn flaky(refuse: usize) -> Flaky {
         refuse: Mutex::new(refuse),
         seen: Mutex::new(Vec::new()),
     }
-}
-
-async fn history(t: &Tenant, id: &str, query: &str) -> Reply {
-    Call::new("GET", &format!("/api/v1/connectors/{id}/tests{query}"))
-        .path_id(id)
-        .bearer(&t.with_role("viewer"))
-        .send()
-        .await
 }
 
 fn transitions(events: &[Value]) -> Vec<(String, String, String)> {
@@ -190,15 +241,15 @@ fn transitions(events: &[Value]) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoured() {
-    let tester = tester_probing_with(probe_settings()).await;
+    let on = on_stream().await;
     let t = Tenant::new("hist");
     let (_, dlq) = queues(&t.id).await;
     let body = json!({"name": "closed", "type": "postgresql",
                       "config": {"host": "127.0.0.1", "port": 1, "database": "d"},
                       "authConfig": {"username": "u", "password": "history-secret-1"}});
-    let id = t.create_id(body.clone()).await;
+    let id = on.create_id(&t, body.clone()).await;
     for _ in 0..3 {
-        assert_eq!(test_through(&tester, &t, &id).await.status, 200);
+        assert_eq!(on.test(&t, &id).await.status, 200);
     }
     // A dry run of the stored connector's change writes nothing.
     let dry = Call::new("POST", "/api/v1/connectors/test")
@@ -206,7 +257,7 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
         .json(json!({"id": id, "config": {"host": "127.0.0.1", "port": 2, "database": "d"}}))
         .event();
     let dry = Reply::from(
-        tester
+        on.tester
             .handle(lambda_http::request::from_str(&dry.to_string()).unwrap())
             .await,
     );
@@ -217,7 +268,7 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
     assert_eq!(p.handle(&records).await, json!({"batchItemFailures": []}));
     // Redelivered (a retried batch): the same items, nothing more.
     assert_eq!(p.handle(&records).await, json!({"batchItemFailures": []}));
-    let all = history(&t, &id, "").await;
+    let all = on.history(&t, &id, "").await;
     assert_eq!(all.status, 200, "{}", all.raw);
     let data = all.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 3, "{}", all.raw);
@@ -244,14 +295,20 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
     }
     assert!(!all.raw.contains("history-secret-1"));
     // The connector row points at the newest result.
-    let row = t.get(&id).await;
+    let row = on
+        .send(
+            Call::new("GET", &format!("/api/v1/connectors/{id}"))
+                .path_id(&id)
+                .bearer(&t.token),
+        )
+        .await;
     assert_eq!(
         row.body["statusChangedAt"].as_str(),
         data[2]["at"].as_str(),
         "{}",
         row.raw
     );
-    let page = history(&t, &id, "?limit=2").await;
+    let page = on.history(&t, &id, "?limit=2").await;
     assert_eq!(
         (
             page.body["data"].as_array().unwrap().len(),
@@ -260,7 +317,9 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
         (2, Some(true))
     );
     let cursor = page.body["nextCursor"].as_str().unwrap();
-    let rest = history(&t, &id, &format!("?limit=2&cursor={cursor}")).await;
+    let rest = on
+        .history(&t, &id, &format!("?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(rest.body["data"][0]["resultId"].as_str(), Some(ids[2]));
     assert_eq!(
         (
@@ -278,9 +337,9 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
         "code": "ok", "latencyMs": 1, "message": "old", "trigger": "scheduled", "expiresAt": 0}))
     .unwrap();
     stale.connector_id = id.clone();
-    stack().await.store.put_result(&t.id, &stale).await.unwrap();
+    on.store.put_result(&t.id, &stale).await.unwrap();
     assert_eq!(
-        history(&t, &id, "").await.body["data"]
+        on.history(&t, &id, "").await.body["data"]
             .as_array()
             .unwrap()
             .len(),
@@ -288,40 +347,55 @@ async fn history_newest_first_paged_isolated_without_dry_runs_and_expiry_honoure
     );
     // Another tenant, an unknown connector, and a deleted one: 404.
     let other = Tenant::new("hist2");
-    assert_eq!(history(&other, &id, "").await.status, 404);
+    assert_eq!(on.history(&other, &id, "").await.status, 404);
     assert_eq!(
-        history(&t, "conn_01M94VZV2ZYNNDCRKECQCW4BA7", "")
+        on.history(&t, "conn_01M94VZV2ZYNNDCRKECQCW4BA7", "")
             .await
             .status,
         404
     );
-    assert_eq!(t.delete(&id).await.status, 204);
-    assert_eq!(history(&t, &id, "").await.status, 404);
+    let deleted = on
+        .send(
+            Call::new("DELETE", "/api/v1/connectors")
+                .query("id", &id)
+                .bearer(&t.token),
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(on.history(&t, &id, "").await.status, 404);
 }
 
 #[tokio::test]
 async fn exactly_one_event_per_status_change_and_none_without() {
-    let tester = tester_probing_with(probe_settings()).await;
+    let on = on_stream().await;
     let t = Tenant::new("events");
     let (queue, dlq) = queues(&t.id).await;
     let pg = listen(Peer::Postgres {
         delay: Duration::ZERO,
     })
     .await;
-    let id = t
-        .create_id(json!({"name": "flips", "type": "postgresql",
-                          "config": {"host": "127.0.0.1", "port": pg.port(), "database": "d"}}))
+    let id = on
+        .create_id(
+            &t,
+            json!({"name": "flips", "type": "postgresql",
+                   "config": {"host": "127.0.0.1", "port": pg.port(), "database": "d"}}),
+        )
         .await;
-    let test = || test_through(&tester, &t, &id);
+    let test = || on.test(&t, &id);
     assert_eq!(test().await.body["status"], "active");
     assert_eq!(test().await.body["status"], "active");
     // A rename changes no status: no event.
     assert_eq!(
-        t.update(json!({"id": id, "name": "renamed"})).await.status,
+        on.update(&t, json!({"id": id, "name": "renamed"}))
+            .await
+            .status,
         200
     );
-    let r = t
-        .update(json!({"id": id, "config": {"host": "127.0.0.1", "port": 1, "database": "d"}}))
+    let r = on
+        .update(
+            &t,
+            json!({"id": id, "config": {"host": "127.0.0.1", "port": 1, "database": "d"}}),
+        )
         .await;
     assert_eq!(r.body["status"], "pending", "{}", r.raw);
     assert_eq!(test().await.body["status"], "error");
@@ -373,14 +447,17 @@ async fn exactly_one_event_per_status_change_and_none_without() {
 
 #[tokio::test]
 async fn a_bus_that_keeps_refusing_leaves_the_whole_event_in_the_dead_letter_queue() {
-    let tester = tester_probing_with(probe_settings()).await;
+    let on = on_stream().await;
     let t = Tenant::new("deadletter");
     let (queue, dlq) = queues(&t.id).await;
-    let id = t
-        .create_id(json!({"name": "down", "type": "postgresql",
-                          "config": {"host": "127.0.0.1", "port": 1, "database": "d"}}))
+    let id = on
+        .create_id(
+            &t,
+            json!({"name": "down", "type": "postgresql",
+                              "config": {"host": "127.0.0.1", "port": 1, "database": "d"}}),
+        )
         .await;
-    assert_eq!(test_through(&tester, &t, &id).await.body["status"], "error");
+    assert_eq!(on.test(&t, &id).await.body["status"], "error");
     let records = stream_records(&[&id]);
     let p = publisher(flaky(usize::MAX).await, &dlq).await;
     assert_eq!(p.handle(&records).await, json!({"batchItemFailures": []}));
@@ -399,7 +476,7 @@ async fn a_bus_that_keeps_refusing_leaves_the_whole_event_in_the_dead_letter_que
     assert_eq!(dead[0]["detail-type"], "Connector Status Changed");
     // With no dead-letter queue either, the record is reported: Lambda retries from it.
     let none: Publisher<DynamoStore, Flaky, SqsDeadLetters> = Publisher {
-        store: stack().await.store.clone(),
+        store: on.store.clone(),
         bus: flaky(usize::MAX).await,
         dead_letters: None,
         history: HISTORY,
@@ -410,6 +487,3 @@ async fn a_bus_that_keeps_refusing_leaves_the_whole_event_in_the_dead_letter_que
         json!({"batchItemFailures": [{"itemIdentifier": seq}]})
     );
 }
-
-#[allow(dead_code)]
-fn _assert_dead_letters<D: DeadLetters>() {}

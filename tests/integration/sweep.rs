@@ -21,7 +21,7 @@ const TABLE_SMALL: &str = "connectors-sweep-small";
 
 pub async fn sweep_tester(table: &str) -> Tester<DynamoStore, KmsEnvelope> {
     let st = stack().await;
-    create_table(&st.dynamo, table).await;
+    create_table(&st.dynamo, table, false).await;
     Tester {
         store: DynamoStore::from_sdk(&st.sdk, table),
         sealer: KmsEnvelope::from_sdk(&st.sdk, &st.key_id),
