@@ -20,12 +20,11 @@ import pwd
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_proc import command_line, stop_pid_file  # noqa: E402
-from sshd_server import SSHD, keygen  # noqa: E402
+from sshd_server import SSHD, keygen, run_sshd  # noqa: E402
 
 USER, PASSWORD = "tunnelprobe", "tunnel-pass-1"
 
@@ -50,23 +49,8 @@ def start(base: Path, port: int) -> None:
     authorized = base / "authorized_keys"
     authorized.write_text("")
     os.chmod(authorized, 0o666)  # the tests append to it (sshd reads it with StrictModes off)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    config = base / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {authorized}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
-        f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {USER}\n"
-        "AllowTcpForwarding local\nPermitOpen any\nGatewayPorts no\nX11Forwarding no\nPermitTTY no\n"
-        "LogLevel ERROR\nMaxStartups 50:30:100\n"
-    )
-    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
-    subprocess.Popen([SSHD, "-f", str(config), "-E", str(base / "sshd.log")], start_new_session=True).wait()
-    for _ in range(100):
-        if (base / "sshd.pid").exists():
-            break
-        time.sleep(0.05)
-    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(base / "host_ed25519.pub")],
-                                 check=True, capture_output=True, text=True).stdout.split()[1]
+    fingerprint = run_sshd(base, port, ["127.0.0.1"], authorized, USER,
+                           "AllowTcpForwarding local\nPermitOpen any\nGatewayPorts no\nX11Forwarding no\nPermitTTY no\n")
     print(f"BASTION_TEST_PORT={port}")
     print(f"BASTION_TEST_FINGERPRINT={fingerprint}")
     print(f"BASTION_TEST_USER={USER}")

@@ -33,6 +33,28 @@ def keygen(path: Path, kind: str, passphrase: str = "", bits: list[str] | None =
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def run_sshd(base: Path, port: int, listen: list[str], authorized: Path, user: str, extra: str) -> str:
+    """Writes base/sshd_config (host key base/host_ed25519, `extra` lines added), checks it,
+    starts sshd and waits for its pid file; the host key's SHA-256 fingerprint."""
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\n" + "".join(f"ListenAddress {a}\n" for a in listen)
+        + f"HostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {authorized}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+        f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {user}\n"
+        "LogLevel ERROR\nMaxStartups 50:30:100\n" + extra
+    )
+    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
+    subprocess.Popen([SSHD, "-f", str(config), "-E", str(base / "sshd.log")], start_new_session=True).wait()
+    for _ in range(100):
+        if (base / "sshd.pid").exists():
+            break
+        time.sleep(0.05)
+    return subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(base / "host_ed25519.pub")],
+                          check=True, capture_output=True, text=True).stdout.split()[1]
+
+
 def start(base: Path, port: int) -> None:
     if not Path(SSHD).exists() or not shutil.which("ssh-keygen"):
         sys.exit("OpenSSH is missing (/usr/sbin/sshd, ssh-keygen): install it with `apt-get install openssh-server` (.ci/run does, as root)")
@@ -62,22 +84,8 @@ def start(base: Path, port: int) -> None:
     keygen(keys / "id_rsa", "rsa", "key-pass", bits=["-b", "2048"])
     authorized = "".join((keys / f"id_{k}.pub").read_text() for k in ("ed25519", "ecdsa", "rsa"))
     (base / "authorized_keys").write_text(authorized)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    config = base / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.3\nHostKey {base / 'host_ed25519'}\nPidFile {base / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
-        f"PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers {USER}\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 50:30:100\n"
-    )
-    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
-    subprocess.Popen([SSHD, "-f", str(config), "-E", str(base / "sshd.log")], start_new_session=True).wait()
-    for _ in range(100):
-        if (base / "sshd.pid").exists():
-            break
-        time.sleep(0.05)
-    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(base / "host_ed25519.pub")],
-                                 check=True, capture_output=True, text=True).stdout.split()[1]
+    fingerprint = run_sshd(base, port, ["127.0.0.1", "127.0.0.3"], base / "authorized_keys", USER,
+                           "Subsystem sftp internal-sftp\n")
     print(f"SSH_TEST_PORT={port}")
     print(f"SSH_TEST_FINGERPRINT={fingerprint}")
     print(f"SSH_TEST_KEYS={keys}")
