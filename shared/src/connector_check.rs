@@ -334,6 +334,14 @@ where
                     let Some(fresh) = self.store.get(&current.tenant_id, &current.id).await? else {
                         return Ok((probed, false));
                     };
+                    // Our own write, whose answer was lost and whose retry met itself: done.
+                    if fresh.result_id.is_some() && fresh.result_id == next.result_id {
+                        return Ok((fresh, true));
+                    }
+                    // Switched off while it was probed: the user's choice stands.
+                    if fresh.status == Status::Inactive && probed.status != Status::Inactive {
+                        return Ok((fresh, false));
+                    }
                     if fresh.kind != probed.kind
                         || fresh.config != probed.config
                         || fresh.auth_config != probed.auth_config

@@ -13,7 +13,6 @@
 //! Deployed as its own function (the test binary, its own role): no extra compile.
 
 use crate::http::json as json_response;
-use crate::ids::parse_rfc3339;
 use crate::model::{Connector, Status, Trigger};
 use crate::store::{History, HistoryItem};
 use crate::telemetry::metrics::{Line, Measure, Unit};
@@ -21,7 +20,8 @@ use crate::telemetry::request::{observed_event, RequestIds};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -34,6 +34,10 @@ pub const DETAIL_TYPE: &str = "Connector Status Changed";
 
 /// PutEvents attempts per event before it is dead-lettered.
 const ATTEMPTS: u32 = 3;
+
+/// The most one record may take (a history write, the PutEvents attempts, the dead-letter send,
+/// each bounded by the SDK's operation timeout).
+const RECORD_BUDGET: Duration = Duration::from_secs(12);
 
 /// A status change, as its event's `detail` carries it. Never a secret: ids, names, the status
 /// and the (masked) message of the result.
@@ -148,8 +152,12 @@ pub struct Publisher<S, B, D> {
     pub history: Duration,
 }
 
-/// The records of a DynamoDB stream batch, if the invocation is one.
+/// The records of a DynamoDB stream batch, if the invocation is one: a direct invocation only (an
+/// API Gateway request whose body looks like a batch is a request, never a batch).
 pub fn stream_batch(req: &Request) -> Option<Vec<Value>> {
+    if !matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
+        return None;
+    }
     let Body::Text(body) = req.body() else {
         return None;
     };
@@ -179,8 +187,20 @@ impl<S: History, B: EventBus, D: DeadLetters> Publisher<S, B, D> {
 
     /// One stream batch; `{"batchItemFailures": [...]}` names the first record that failed.
     pub async fn handle(&self, records: &[Value]) -> Value {
+        self.handle_by(
+            records,
+            std::time::Instant::now() + Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    /// As `handle`, starting no record that might not finish before `by` (the invocation's
+    /// deadline): that one and the rest are left for Lambda to retry, so a stalled dependency
+    /// ends in a partial batch rather than a timeout that loses the answer.
+    pub async fn handle_by(&self, records: &[Value], by: std::time::Instant) -> Value {
         for record in records {
-            if self.record(record).await.is_err() {
+            let late = by.saturating_duration_since(std::time::Instant::now()) < RECORD_BUDGET;
+            if late || self.record(record).await.is_err() {
                 let seq = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("");
                 return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
             }
@@ -199,6 +219,19 @@ impl<S: History, B: EventBus, D: DeadLetters> Publisher<S, B, D> {
         let Some(outbox) = &new.outbox else {
             return Ok(());
         };
+        // Only what the table could hold: the item's own partition, ids we issue.
+        let pk = images["NewImage"]["pk"]["S"].as_str().unwrap_or("");
+        let sound = crate::ids::is_tenant_id(&new.tenant_id)
+            && pk == format!("TENANT#{}", new.tenant_id)
+            && crate::ids::is_connector_id(&new.id)
+            && new
+                .result_id
+                .as_deref()
+                .is_none_or(crate::ids::is_result_id);
+        if !sound {
+            tracing::error!(event_id = %outbox.event_id, "a stream record that the table could not hold: skipped");
+            return Ok(());
+        }
         if let (Some(result_id), Some(result)) = (&new.result_id, &new.last_result) {
             let fresh = old.as_ref().is_none_or(|o| o.result_id != new.result_id);
             if fresh {
@@ -206,7 +239,7 @@ impl<S: History, B: EventBus, D: DeadLetters> Publisher<S, B, D> {
                     result_id: result_id.clone(),
                     connector_id: new.id.clone(),
                     result: result.clone(),
-                    expires_at: expiry(&result.at, self.history),
+                    expires_at: expiry(result_id, self.history),
                 };
                 if let Err(e) = self.store.put_result(&new.tenant_id, &item).await {
                     tracing::error!(error = ?e, connector = %new.id, "history item not written");
@@ -292,11 +325,14 @@ fn changed_metric(event: &StatusEvent) {
     line.emit();
 }
 
-/// Epoch seconds `history` after `at`.
-fn expiry(at: &str, history: Duration) -> u64 {
-    parse_rfc3339(at)
-        .unwrap_or_else(std::time::SystemTime::now)
-        .duration_since(UNIX_EPOCH)
+/// Epoch seconds `history` after the result was made (its id's time, never later than now).
+fn expiry(result_id: &str, history: Duration) -> u64 {
+    let now = std::time::SystemTime::now();
+    let made = ulid::Ulid::from_string(result_id)
+        .map(|u| u.datetime())
+        .unwrap_or(now)
+        .min(now);
+    made.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs()
         + history.as_secs()
@@ -439,6 +475,60 @@ mod tests {
         let detail = serde_json::to_value(e).unwrap();
         assert_eq!(detail["type"], "postgresql");
         assert!(detail.get("config").is_none() && detail.get("authConfig").is_none());
+    }
+
+    #[tokio::test]
+    async fn only_a_direct_invocation_is_a_batch_and_only_what_the_table_could_hold_is_taken() {
+        let body = json!({"Records": sample()});
+        let api = crate::testing::request(
+            "POST",
+            "/api/v1/connectors/test",
+            "acme",
+            "editor",
+            Some(body.clone()),
+        );
+        assert!(
+            stream_batch(&api).is_none(),
+            "an API request is never a batch"
+        );
+        let direct = lambda_http::request::from_str(&body.to_string()).unwrap();
+        assert_eq!(stream_batch(&direct).map(|r| r.len()), Some(1));
+        // Another tenant's name in an image of this partition, or an id we never issue: skipped.
+        for (field, value) in [
+            ("tenantId", "other"),
+            ("id", "conn_x#RESULT"),
+            ("resultId", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ#"),
+        ] {
+            let mut forged = sample();
+            forged[0]["dynamodb"]["NewImage"][field] = json!({"S": value});
+            let p = publisher(Recording::default(), None);
+            assert_eq!(p.handle(&forged).await, json!({"batchItemFailures": []}));
+            assert!(p.bus.got.lock().unwrap().is_empty(), "{field}");
+            for tenant in ["acme", "other"] {
+                assert!(p
+                    .store
+                    .results(tenant, "conn_01JDX6B3N0Q4Z8M7K2V5T9R1SA", None, "0", 10)
+                    .await
+                    .unwrap()
+                    .is_empty());
+            }
+        }
+        // Expiry follows the result id's time, never a time the record claims.
+        let mut future = sample();
+        future[0]["dynamodb"]["NewImage"]["lastResult"]["M"]["at"] =
+            json!({"S": "9999-01-01T00:00:00.000Z"});
+        let p = publisher(Recording::default(), None);
+        p.handle(&future).await;
+        let item = &p
+            .store
+            .results("acme", "conn_01JDX6B3N0Q4Z8M7K2V5T9R1SA", None, "0", 1)
+            .await
+            .unwrap()[0];
+        let now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(item.expires_at <= now + 86_400, "{}", item.expires_at);
     }
 
     #[tokio::test]

@@ -47,6 +47,22 @@ pub async fn page<S: ConnectorReader + History>(
     let limit = parse_limit(query_param(req, "limit")?.as_deref())?;
     let cursor = parse_result_cursor(query_param(req, "cursor")?)?;
     let oldest = result_id_floor(SystemTime::now() - retention);
+    // A cursor past the retention: nothing older is shown (and DynamoDB refuses a start key
+    // outside the key condition).
+    if cursor.as_deref().is_some_and(|c| c < oldest.as_str()) {
+        store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        return Ok(json(
+            200,
+            &HistoryPage {
+                data: Vec::new(),
+                has_more: false,
+                next_cursor: None,
+            },
+        ));
+    }
     // Where the cursor stands, read beside the connector: the reader stops at HISTORY_MAX.
     let position = async {
         match &cursor {
@@ -56,7 +72,8 @@ pub async fn page<S: ConnectorReader + History>(
     };
     let (connector, position) = tokio::join!(store.get(tenant, id), position);
     connector?.ok_or_else(ApiError::not_found)?;
-    let room = HISTORY_MAX.saturating_sub(position?);
+    let position = position?;
+    let room = HISTORY_MAX.saturating_sub(position);
     let take = limit.min(room);
     let mut items = match take {
         0 => Vec::new(),
@@ -67,7 +84,7 @@ pub async fn page<S: ConnectorReader + History>(
         }
     };
     // One more than the page tells whether there is more (never DynamoDB's LastEvaluatedKey).
-    let has_more = items.len() > take;
+    let has_more = items.len() > take && position + take < HISTORY_MAX;
     items.truncate(take);
     let body = HistoryPage {
         data: items
@@ -159,7 +176,9 @@ mod tests {
         let mut cursor = first["nextCursor"].as_str().unwrap().to_string();
         loop {
             let (_, page) = get(&store, "acme", &format!("{base}?limit=30&cursor={cursor}")).await;
-            seen += page["data"].as_array().unwrap().len();
+            let n = page["data"].as_array().unwrap().len();
+            assert!(n > 0, "a page promised by nextCursor is not empty");
+            seen += n;
             assert!(
                 !page.to_string().contains("\"old\""),
                 "expired results are not read"
@@ -184,6 +203,16 @@ mod tests {
             .await
             .0,
             404
+        );
+        // A cursor older than the retention: an empty last page, not an error.
+        let (status, page) = get(&store, "acme", &format!("{base}?cursor={old}")).await;
+        assert_eq!(
+            (
+                status,
+                page["data"].as_array().unwrap().len(),
+                page["hasMore"].as_bool()
+            ),
+            (200, 0, Some(false))
         );
         let (status, e) = get(&store, "acme", &format!("{base}?cursor=nope")).await;
         assert_eq!(

@@ -3,7 +3,7 @@
 //! key range a reader asks for (TTL deletes late, and never in the emulator).
 
 use super::{key, s, sdk_error, tenant_pk, DynamoStore, Item};
-use crate::store::{History, HistoryItem, StoreError};
+use crate::store::{History, HistoryItem, StoreError, HISTORY_MAX};
 use crate::telemetry::scope::{Step, Timed};
 use aws_sdk_dynamodb::types::Select;
 use std::collections::HashMap;
@@ -96,12 +96,18 @@ impl History for DynamoStore {
                 .expression_attribute_values(":lo", s(format!("{p}{from}")))
                 .expression_attribute_values(":hi", s(format!("{p}{HIGHEST}")))
                 .select(Select::Count)
+                .consistent_read(true)
+                .limit(HISTORY_MAX as i32)
                 .set_exclusive_start_key(start)
                 .send()
                 .timed(Step::Store)
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
             count += out.count.max(0) as usize;
+            // Only whether the cap is reached matters: counting further is reading for nothing.
+            if count >= HISTORY_MAX {
+                return Ok(count);
+            }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(count),
