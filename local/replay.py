@@ -183,6 +183,9 @@ def replay(port: int, env: dict, queue, queue_url: str) -> int:
         ("delete.json", "delete", 404),
         ("test.json", "test", 404),
         ("test-dry-run.json", "test", 200),
+        ("test-tunnel-dry-run.json", "test", 200),
+        ("tunnel-key.json", "create", 200),
+        ("history.json", "list", 404),
     ]:
         expect(f"{file} → {function}", invoke(port, function, load(file), env)["statusCode"], status)
 
@@ -198,6 +201,10 @@ def replay(port: int, env: dict, queue, queue_url: str) -> int:
     bad["Records"][0]["body"] = '{"shard": 99}'
     expect("sweep-shard.json with no shard message → that record fails",
            invoke(port, "test", bad, env), {"batchItemFailures": [{"itemIdentifier": bad["Records"][0]["messageId"]}]})
+
+    # The stream batch goes to the publisher (the test binary's stream event kind): its history
+    # item written, its event published to the emulator's default bus, no record failed.
+    expect("stream-batch.json → test (publisher)", invoke(port, "test", load("stream-batch.json"), env), {"batchItemFailures": []})
 
     expect("scheduled.json → test (fan-out)", invoke(port, "test", load("scheduled.json"), env), {"queued": 16})
     messages = []
