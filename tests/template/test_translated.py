@@ -469,3 +469,18 @@ def test_the_stream_feeds_the_publisher_through_its_filter_only(resources):
     assert publisher["Environment"]["Variables"]["EVENTS_DLQ_URL"] == {"Ref": "StatusEventDeadLetters"}
     # No SAM DynamoDB event (it grants every stream of the account), no event source in SAM's form.
     assert "Events" not in publisher or not publisher["Events"]
+
+
+def test_the_publisher_is_watched_lag_dead_letters_and_errors(resources):
+    lag = resources["PublisherLagAlarm"]["Properties"]
+    assert (lag["Namespace"], lag["MetricName"]) == ("AWS/Lambda", "IteratorAge")
+    assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PublisherFunction"}}]
+    dead = resources["StatusEventDeadLettersAlarm"]["Properties"]
+    assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["StatusEventDeadLetters", "QueueName"]}}]
+    assert (dead["Threshold"], dead["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    errors = resources["FunctionErrorsAlarm"]["Properties"]["Metrics"]
+    watched = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"] for m in errors if "MetricStat" in m}
+    assert watched == {f"{f}Function" for f in FUNCTIONS}
+    for alarm in (lag, dead):
+        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
