@@ -16,7 +16,6 @@ Usage: bastion_server.py start DIR PORT   (prints BASTION_TEST_PORT, BASTION_TES
 """
 
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_proc import command_line, stop_pid_file  # noqa: E402
-from sshd_server import SSHD, keygen, run_sshd  # noqa: E402
+from sshd_server import SSHD, ensure_user, keygen, run_sshd  # noqa: E402
 
 USER, PASSWORD = "tunnelprobe", "tunnel-pass-1"
 
@@ -39,12 +38,7 @@ def start(base: Path, port: int) -> None:
         shutil.rmtree(base)
     home = base / "home"
     home.mkdir(parents=True)
-    try:
-        pwd.getpwnam(USER)
-        subprocess.run(["usermod", "-d", str(home), USER], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "-d", str(home), "-s", "/usr/sbin/nologin", USER], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+    ensure_user(USER, PASSWORD, home)
     keygen(base / "host_ed25519", "ed25519")
     authorized = base / "authorized_keys"
     authorized.write_text("")

@@ -33,6 +33,16 @@ def keygen(path: Path, kind: str, passphrase: str = "", bits: list[str] | None =
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def ensure_user(user: str, password: str, home: Path) -> None:
+    """A login-less system user with this home and password (made, or updated if it exists)."""
+    try:
+        pwd.getpwnam(user)
+        subprocess.run(["usermod", "-d", str(home), user], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "-d", str(home), "-s", "/usr/sbin/nologin", user], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
+
+
 def run_sshd(base: Path, port: int, listen: list[str], authorized: Path, user: str, extra: str) -> str:
     """Writes base/sshd_config (host key base/host_ed25519, `extra` lines added), checks it,
     starts sshd and waits for its pid file; the host key's SHA-256 fingerprint."""
@@ -68,12 +78,7 @@ def start(base: Path, port: int) -> None:
         d.mkdir(parents=True)
     (home / "data" / "report.csv").write_text("a,b\n")
     (home / "locked" / "secret.txt").write_text("x\n")
-    try:
-        pwd.getpwnam(USER)
-        subprocess.run(["usermod", "-d", str(home), USER], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "-d", str(home), "-s", "/usr/sbin/nologin", USER], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+    ensure_user(USER, PASSWORD, home)
     entry = pwd.getpwnam(USER)
     for p in [home, *home.rglob("*")]:
         os.chown(p, entry.pw_uid, entry.pw_gid)

@@ -167,12 +167,7 @@ pub fn stream_batch(req: &Request) -> Option<Vec<Value>> {
 
 /// The records of a DynamoDB stream batch, if `event` is one.
 pub fn stream_records(event: &Value) -> Option<&Vec<Value>> {
-    let records = event.get("Records")?.as_array()?;
-    records
-        .iter()
-        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb"))
-        .then_some(records)
-        .filter(|r| !r.is_empty())
+    crate::http::event_records(event, "aws:dynamodb")
 }
 
 impl<S: History, B: EventBus, D: DeadLetters> Publisher<S, B, D> {

@@ -206,6 +206,17 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
     req.path_parameters().first(name).map(str::to_string)
 }
 
+/// The records of a direct invocation whose every record comes from `source` (`aws:sqs`,
+/// `aws:dynamodb`), or None for any other event (an empty batch included).
+pub fn event_records<'a>(event: &'a Value, source: &str) -> Option<&'a Vec<Value>> {
+    let records = event.get("Records")?.as_array()?;
+    records
+        .iter()
+        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some(source))
+        .then_some(records)
+        .filter(|r| !r.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,25 +47,12 @@ pub async fn page<S: ConnectorReader + History>(
     let limit = parse_limit(query_param(req, "limit")?.as_deref())?;
     let cursor = parse_result_cursor(query_param(req, "cursor")?)?;
     let oldest = result_id_floor(SystemTime::now() - retention);
-    // A cursor past the retention: nothing older is shown (and DynamoDB refuses a start key
-    // outside the key condition).
-    if cursor.as_deref().is_some_and(|c| c < oldest.as_str()) {
-        store
-            .get(tenant, id)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-        return Ok(json(
-            200,
-            &HistoryPage {
-                data: Vec::new(),
-                has_more: false,
-                next_cursor: None,
-            },
-        ));
-    }
-    // Where the cursor stands, read beside the connector: the reader stops at HISTORY_MAX.
+    // Where the cursor stands, read beside the connector: the reader stops at HISTORY_MAX. A
+    // cursor past the retention stands past the end (nothing older is shown, and DynamoDB
+    // refuses a start key outside the key condition).
     let position = async {
         match &cursor {
+            Some(c) if c.as_str() < oldest.as_str() => Ok(HISTORY_MAX),
             Some(c) => store.newer_count(tenant, id, c, &oldest).await,
             None => Ok(0),
         }

@@ -74,12 +74,7 @@ pub fn is_scheduled_event(event: &Value) -> bool {
 
 /// The records of an SQS event (`Records[].eventSource == "aws:sqs"`), or None for other events.
 fn sqs_records(event: &Value) -> Option<&Vec<Value>> {
-    let records = event.get("Records")?.as_array()?;
-    records
-        .iter()
-        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-        .then_some(records)
-        .filter(|r| !r.is_empty())
+    crate::http::event_records(event, "aws:sqs")
 }
 
 /// Time kept in hand after the last probe starts (to record it and answer).

@@ -19,6 +19,26 @@ fn result_key(tenant: &str, connector: &str, result: &str) -> Item {
     key(tenant, format!("{}{result}", prefix(connector)))
 }
 
+impl DynamoStore {
+    /// A Query over `connector`'s results made at or after the result id `from`.
+    fn results_from(
+        &self,
+        tenant: &str,
+        connector: &str,
+        from: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let p = prefix(connector);
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", tenant_pk(tenant))
+            .expression_attribute_values(":lo", s(format!("{p}{from}")))
+            .expression_attribute_values(":hi", s(format!("{p}{HIGHEST}")))
+            .consistent_read(true)
+    }
+}
+
 impl History for DynamoStore {
     async fn put_result(&self, tenant: &str, item: &HistoryItem) -> Result<(), StoreError> {
         let mut record: Item = serde_dynamo::to_item(item).map_err(|e| {
@@ -45,20 +65,12 @@ impl History for DynamoStore {
         oldest: &str,
         limit: usize,
     ) -> Result<Vec<HistoryItem>, StoreError> {
-        let p = prefix(connector);
         let start = before.map(|b| result_key(tenant, connector, b));
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", tenant_pk(tenant))
-            .expression_attribute_values(":lo", s(format!("{p}{oldest}")))
-            .expression_attribute_values(":hi", s(format!("{p}{HIGHEST}")))
+            .results_from(tenant, connector, oldest)
             .set_exclusive_start_key(start)
             .scan_index_forward(false)
             .limit(limit as i32)
-            .consistent_read(true)
             .send()
             .timed(Step::Store)
             .await
@@ -82,21 +94,13 @@ impl History for DynamoStore {
         result: &str,
         oldest: &str,
     ) -> Result<usize, StoreError> {
-        let p = prefix(connector);
         let from = if result > oldest { result } else { oldest };
         let mut count = 0usize;
         let mut start: Option<HashMap<_, _>> = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", tenant_pk(tenant))
-                .expression_attribute_values(":lo", s(format!("{p}{from}")))
-                .expression_attribute_values(":hi", s(format!("{p}{HIGHEST}")))
+                .results_from(tenant, connector, from)
                 .select(Select::Count)
-                .consistent_read(true)
                 .limit(HISTORY_MAX as i32)
                 .set_exclusive_start_key(start)
                 .send()
